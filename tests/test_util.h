@@ -1,0 +1,41 @@
+// Helpers shared by the test executables: locating ../shared, tolerance checks, the CLI binary.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <span>
+#include <string>
+
+namespace rwkv_embed::testing {
+
+// The shared data folder: $RWKV_EMBED_SHARED, else ../shared beside the checkout.
+std::filesystem::path SharedDir();
+
+// SharedDir()/relative, or an empty path when that file is genuinely absent.
+std::filesystem::path SharedFile(const std::string& relative);
+
+// Path of the built rwkv-embed CLI (for end-to-end tests).
+std::filesystem::path CliPath();
+
+// A fresh, empty temporary directory unique to the running test.
+std::filesystem::path TempDir();
+
+// Result of comparing `got` against `ref` elementwise with |a-b| <= atol + rtol*|ref|.
+struct CloseReport {
+  double max_abs_error = 0;
+  double max_rel_error = 0;  // |a-b| / max(|ref|, 1e-12)
+  size_t worst_index = 0;    // index of the element with the largest excess over the tolerance
+  size_t violations = 0;
+  std::string Describe() const;
+};
+CloseReport CompareClose(std::span<const float> got, std::span<const float> ref, double atol,
+                         double rtol);
+
+}  // namespace rwkv_embed::testing
+
+// Skips the current test with a clear message when a shared file is absent.
+#define RWKV_EMBED_REQUIRE_SHARED(var, relative)                                 \
+  const std::filesystem::path var = ::rwkv_embed::testing::SharedFile(relative); \
+  if (var.empty()) GTEST_SKIP() << "shared file absent: " << (relative)          \
+                                << " (set RWKV_EMBED_SHARED to the shared/ folder)"
