@@ -37,5 +37,6 @@ CloseReport CompareClose(std::span<const float> got, std::span<const float> ref,
 // Skips the current test with a clear message when a shared file is absent.
 #define RWKV_EMBED_REQUIRE_SHARED(var, relative)                                 \
   const std::filesystem::path var = ::rwkv_embed::testing::SharedFile(relative); \
-  if (var.empty()) GTEST_SKIP() << "shared file absent: " << (relative)          \
-                                << " (set RWKV_EMBED_SHARED to the shared/ folder)"
+  if (var.empty())                                                               \
+  GTEST_SKIP() << "shared file absent: " << (relative)                           \
+               << " (set RWKV_EMBED_SHARED to the shared/ folder)"

@@ -1,5 +1,4 @@
 #include "commands.h"
-
 #include "core/error.h"
 
 namespace rwkv_embed::cli {

@@ -1,6 +1,5 @@
 // rwkv-embed: sentence embeddings from RWKV-6 checkpoints. See README.md for the commands.
 #include <CLI/CLI.hpp>
-
 #include <exception>
 #include <iostream>
 #include <vector>

@@ -21,7 +21,7 @@ struct EmbedRequest {
 };
 
 struct EmbedResult {
-  std::vector<int> layers;        // layers[i] is what embeddings[i] holds
+  std::vector<int> layers;         // layers[i] is what embeddings[i] holds
   std::vector<Matrix> embeddings;  // one [n_sentences, dim] matrix per layer
   // Sentences with nothing to embed (no token / no known word); their rows are zero vectors and
   // their cosine similarity is undefined: consumers must count and report them.

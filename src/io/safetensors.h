@@ -55,7 +55,8 @@ struct TensorView {
 
 // One .safetensors file. Open() validates the whole header: its length against the file size,
 // JSON syntax, known dtypes, shape x dtype size == byte length, offsets in range, sorted and
-// non-overlapping. Every error is a FormatError naming the file (and tensor, where one is at fault).
+// non-overlapping. Every error is a FormatError naming the file (and tensor, where one is at
+// fault).
 class SafetensorsFile {
  public:
   static SafetensorsFile Open(const std::filesystem::path& path);

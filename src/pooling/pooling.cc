@@ -13,9 +13,12 @@ struct PoolingEntry {
   std::string_view name;
 };
 constexpr PoolingEntry kPoolings[] = {
-    {Pooling::kMean, "mean"},          {Pooling::kMax, "max"},
-    {Pooling::kFirst, "first"},        {Pooling::kLast, "last"},
-    {Pooling::kWeightedMean, "weighted-mean"}, {Pooling::kMeanSqrtLen, "mean-sqrt-len"},
+    {Pooling::kMean, "mean"},
+    {Pooling::kMax, "max"},
+    {Pooling::kFirst, "first"},
+    {Pooling::kLast, "last"},
+    {Pooling::kWeightedMean, "weighted-mean"},
+    {Pooling::kMeanSqrtLen, "mean-sqrt-len"},
 };
 
 }  // namespace

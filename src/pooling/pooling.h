@@ -10,12 +10,12 @@
 namespace rwkv_embed {
 
 enum class Pooling {
-  kMean,         // (1/T) sum_t h_t
-  kMax,          // max_t h_t[c] per channel
-  kFirst,        // h_0 (sentence-transformers "cls")
-  kLast,         // h_{T-1} (sentence-transformers "lasttoken"): sees the whole sentence in an RNN
+  kMean,          // (1/T) sum_t h_t
+  kMax,           // max_t h_t[c] per channel
+  kFirst,         // h_0 (sentence-transformers "cls")
+  kLast,          // h_{T-1} (sentence-transformers "lasttoken"): sees the whole sentence in an RNN
   kWeightedMean,  // sum_t (t+1) h_t / sum_t (t+1)   (SGPT position weighting)
-  kMeanSqrtLen,  // sum_t h_t / sqrt(T)
+  kMeanSqrtLen,   // sum_t h_t / sqrt(T)
 };
 
 enum class Normalization { kNone, kL2 };

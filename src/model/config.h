@@ -1,0 +1,47 @@
+// RWKV-6 model hyper-parameters: read from config.json, inferred from tensor shapes, and checked
+// against each other (only the shapes are authoritative: LoRA sizes exist only there).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+
+namespace rwkv_embed {
+
+class TensorStore;
+
+struct ModelConfig {
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;            // C
+  int64_t num_layers = 0;             // L
+  int64_t attention_hidden_size = 0;  // A (= C for released Finch models)
+  int64_t head_size = 64;             // S
+  int64_t intermediate_size = 0;      // F; config null -> int(3.5*C)//32*32
+  int64_t time_mix_extra_dim = 0;    // E: LoRA rank of the token-shift mixes (time_maa_w1: [C, 5E])
+  int64_t time_decay_extra_dim = 0;  // D: LoRA rank of the decay (time_decay_w1: [C, D])
+  int64_t head_size_divisor = 8;
+  double layer_norm_epsilon = 1e-5;
+  int64_t rescale_every = 6;    // HF halves hidden states in fp16/bf16 inference; we never do
+  bool random_weights = false;  // written by `init-model`: the weights mean nothing
+
+  int64_t num_heads() const { return attention_hidden_size / head_size; }
+  // GroupNorm eps of ln_x: HF uses 1e-5 * head_size_divisor^2 (64e-5 for divisor 8).
+  double group_norm_epsilon() const {
+    return 1e-5 * static_cast<double>(head_size_divisor * head_size_divisor);
+  }
+  // Layer numbering: 0 = embeddings after pre_ln, k = block k, L+1 = after ln_out.
+  int num_hidden_layers_with_ends() const { return static_cast<int>(num_layers) + 2; }
+
+  // Parses a HF config.json (model_type rwkv6). LoRA dims are left 0 (shapes tell them).
+  // Throws IoError / FormatError naming the file and field.
+  static ModelConfig FromJsonFile(const std::filesystem::path& path);
+  nlohmann::json ToJson() const;
+};
+
+// HF's default when intermediate_size is null.
+inline int64_t DefaultIntermediateSize(int64_t hidden_size) {
+  return (hidden_size * 7 / 2) / 32 * 32;
+}
+
+}  // namespace rwkv_embed

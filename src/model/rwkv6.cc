@@ -1,0 +1,321 @@
+#include "model/rwkv6.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/linear_attention.h"
+#include "kernels/norm.h"
+
+namespace rwkv_embed {
+
+void TokenBatch::Add(std::span<const int32_t> sequence) {
+  tokens.insert(tokens.end(), sequence.begin(), sequence.end());
+  offsets.push_back(static_cast<int64_t>(tokens.size()));
+}
+
+namespace {
+
+using kernels::MatMulPrecision;
+using kernels::WeightMatrix;
+
+// Large enough that thread start-up is amortised.
+constexpr int64_t kParallelElems = 1 << 15;
+
+inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+void Linear(const Matrix& x, const WeightMatrix& w, Matrix& y, MatMulPrecision precision) {
+  y.Resize(x.rows(), w.rows);
+  kernels::MatMulT(x.data(), x.rows(), w, y.data(), precision);
+}
+
+// Scratch matrices reused across blocks (sized on first use, then only resized).
+struct Workspace {
+  Matrix a, xx, xxx, mix, mix_j, delta, xw, xk, xv, xr, xg;
+  Matrix r, k, v, g, decay_lora, w, y, out;
+  Matrix ffn_k, ffn_r;
+};
+
+// xx[t] = shift(a)[t] - a[t], where shift(a)[t] = a[t-1] inside a sequence and the carried
+// state (zeros for a fresh sequence) at its first token.
+void TokenShiftDelta(const Matrix& a, const TokenBatch& batch,
+                     const std::vector<const float*>& first_prev, Matrix& xx) {
+  const int64_t C = a.cols();
+  xx.Resize(a.rows(), C);
+  const int64_t n_seq = batch.num_sequences();
+#pragma omp parallel for schedule(static) if (a.size() > kParallelElems)
+  for (int64_t s = 0; s < n_seq; ++s) {
+    for (int64_t t = batch.offsets[s]; t < batch.offsets[s + 1]; ++t) {
+      const float* prev = t == batch.offsets[s] ? first_prev[s] : a.Row(t - 1);
+      const float* cur = a.Row(t);
+      float* out = xx.Row(t);
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) out[c] = prev[c] - cur[c];
+    }
+  }
+}
+
+// out = a + xx * (maa + delta)   (delta may be null: out = a + xx * maa)
+void Mix(const Matrix& a, const Matrix& xx, const std::vector<float>& maa, const Matrix* delta,
+         Matrix& out) {
+  const int64_t N = a.rows(), C = a.cols();
+  out.Resize(N, C);
+#pragma omp parallel for schedule(static) if (a.size() > kParallelElems)
+  for (int64_t t = 0; t < N; ++t) {
+    const float* at = a.Row(t);
+    const float* xt = xx.Row(t);
+    const float* dt = delta ? delta->Row(t) : nullptr;
+    float* o = out.Row(t);
+    if (dt) {
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) o[c] = at[c] + xt[c] * (maa[c] + dt[c]);
+    } else {
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) o[c] = at[c] + xt[c] * maa[c];
+    }
+  }
+}
+
+template <typename F>
+void Apply(Matrix& m, F f) {
+  float* p = m.data();
+  const int64_t n = m.size();
+#pragma omp parallel for schedule(static) if (n > kParallelElems)
+  for (int64_t i = 0; i < n; ++i) p[i] = f(p[i]);
+}
+
+void EmbedTokens(const WeightMatrix& emb, std::span<const int32_t> tokens, Matrix& x) {
+  const int64_t C = emb.cols;
+  x.Resize(static_cast<int64_t>(tokens.size()), C);
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    float* row = x.Row(static_cast<int64_t>(t));
+    if (emb.dtype == DType::kBF16) {
+      const auto* src = static_cast<const uint16_t*>(emb.data) + tokens[t] * C;
+      for (int64_t c = 0; c < C; ++c) row[c] = Bf16ToF32(src[c]);
+    } else {
+      std::memcpy(row, static_cast<const float*>(emb.data) + tokens[t] * C, C * sizeof(float));
+    }
+  }
+}
+
+class BlockRunner {
+ public:
+  BlockRunner(const ModelConfig& config, const TokenBatch& batch, MatMulPrecision precision,
+              Workspace& ws)
+      : c_(config), batch_(batch), precision_(precision), ws_(ws) {}
+
+  // Time mix (eq. of DESIGN.md §7): x += W_o (GroupNorm(wkv(r, k, v, d, u)) * silu(g)).
+  void TimeMix(const BlockWeights& b, const BlockOverride& ov, Matrix& x,
+               std::vector<BlockState*>& states) {
+    const int64_t C = c_.hidden_size, H = c_.num_heads(), S = c_.head_size;
+    const int64_t E = c_.time_mix_extra_dim, N = x.rows(), n_seq = batch_.num_sequences();
+    Matrix& a = ws_.a;
+    a.Resize(N, C);
+    kernels::LayerNormRows(x.data(), N, C, b.ln1.weight.data(), b.ln1.bias.data(),
+                           c_.layer_norm_epsilon, a.data());
+    std::vector<const float*> prev(n_seq);
+    for (int64_t s = 0; s < n_seq; ++s) prev[s] = states[s]->time_shift.data();
+    TokenShiftDelta(a, batch_, prev, ws_.xx);
+    for (int64_t s = 0; s < n_seq; ++s) {  // the new carried shift is a at the last token
+      std::memcpy(states[s]->time_shift.data(), a.Row(batch_.offsets[s + 1] - 1),
+                  C * sizeof(float));
+    }
+    if (ov.skip_time_mix) return;
+
+    // Data-dependent token shift: m = tanh((a + xx*maa_x) @ W1) split into 5 LoRA inputs,
+    // x_j = a + xx * (maa_j + m_j @ W2[j]) for j in (w, k, v, r, g).
+    Mix(a, ws_.xx, b.maa_x, nullptr, ws_.xxx);
+    Linear(ws_.xxx, b.maa_w1, ws_.mix, precision_);
+    Apply(ws_.mix, [](float v) { return std::tanh(v); });
+    Matrix* targets[5] = {&ws_.xw, &ws_.xk, &ws_.xv, &ws_.xr, &ws_.xg};
+    const std::vector<float>* maas[5] = {&b.maa_w, &b.maa_k, &b.maa_v, &b.maa_r, &b.maa_g};
+    ws_.mix_j.Resize(N, E);
+    for (int j = 0; j < 5; ++j) {
+      for (int64_t t = 0; t < N; ++t) {
+        std::memcpy(ws_.mix_j.Row(t), ws_.mix.Row(t) + j * E, E * sizeof(float));
+      }
+      Linear(ws_.mix_j, b.maa_w2[j], ws_.delta, precision_);
+      Mix(a, ws_.xx, *maas[j], &ws_.delta, *targets[j]);
+    }
+
+    Linear(ws_.xr, b.receptance, ws_.r, precision_);
+    Linear(ws_.xk, b.key, ws_.k, precision_);
+    Linear(ws_.xv, b.value, ws_.v, precision_);
+    Linear(ws_.xg, b.gate, ws_.g, precision_);
+    Apply(ws_.g, [](float v) { return v * Sigmoid(v); });  // silu
+
+    // Data-dependent decay: w = time_decay + tanh(x_w @ D1) @ D2, d = exp(-exp(w)).
+    Linear(ws_.xw, b.decay_w1, ws_.decay_lora, precision_);
+    Apply(ws_.decay_lora, [](float v) { return std::tanh(v); });
+    Linear(ws_.decay_lora, b.decay_w2, ws_.w, precision_);
+    const int64_t A = c_.attention_hidden_size;
+    const float scale = ov.decay_rate_scale;
+#pragma omp parallel for schedule(static) if (N * A > kParallelElems)
+    for (int64_t t = 0; t < N; ++t) {
+      float* wt = ws_.w.Row(t);
+      for (int64_t c = 0; c < A; ++c) wt[c] = std::exp(-scale * std::exp(b.time_decay[c] + wt[c]));
+    }
+
+    // WKV recurrence per (sequence, head); restarts from each sequence's carried state.
+    ws_.y.Resize(N, A);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int64_t s = 0; s < n_seq; ++s) {
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t t0 = batch_.offsets[s], off = t0 * A;
+        kernels::LinearAttentionHead(ws_.r.data() + off, ws_.k.data() + off, ws_.v.data() + off,
+                                     ws_.w.data() + off, b.bonus.data(), batch_.length(s), h, S, A,
+                                     states[s]->wkv.data() + h * S * S, ws_.y.data() + off);
+      }
+    }
+
+    kernels::GroupNormRows(ws_.y.data(), N, H, S, b.ln_x.weight.data(), b.ln_x.bias.data(),
+                           c_.group_norm_epsilon(), ws_.y.data());
+    float* y = ws_.y.data();
+    const float* g = ws_.g.data();
+#pragma omp parallel for schedule(static) if (N * A > kParallelElems)
+    for (int64_t i = 0; i < N * A; ++i) y[i] *= g[i];
+    Linear(ws_.y, b.output, ws_.out, precision_);
+    AddInto(x, ws_.out);
+  }
+
+  // Channel mix: x += sigmoid(x_r @ Wr) * (relu(x_k @ Wk)^2 @ Wv).
+  void ChannelMix(const BlockWeights& b, const BlockOverride& ov, Matrix& x,
+                  std::vector<BlockState*>& states) {
+    const int64_t C = c_.hidden_size, N = x.rows(), n_seq = batch_.num_sequences();
+    Matrix& bn = ws_.a;
+    bn.Resize(N, C);
+    kernels::LayerNormRows(x.data(), N, C, b.ln2.weight.data(), b.ln2.bias.data(),
+                           c_.layer_norm_epsilon, bn.data());
+    std::vector<const float*> prev(n_seq);
+    for (int64_t s = 0; s < n_seq; ++s) prev[s] = states[s]->channel_shift.data();
+    TokenShiftDelta(bn, batch_, prev, ws_.xx);
+    for (int64_t s = 0; s < n_seq; ++s) {
+      std::memcpy(states[s]->channel_shift.data(), bn.Row(batch_.offsets[s + 1] - 1),
+                  C * sizeof(float));
+    }
+    if (ov.skip_channel_mix) return;
+
+    Mix(bn, ws_.xx, b.ffn_maa_k, nullptr, ws_.xk);
+    Mix(bn, ws_.xx, b.ffn_maa_r, nullptr, ws_.xr);
+    Linear(ws_.xk, b.ffn_key, ws_.ffn_k, precision_);
+    Apply(ws_.ffn_k, [](float v) {
+      const float r = v > 0.0f ? v : 0.0f;
+      return r * r;
+    });
+    Linear(ws_.ffn_k, b.ffn_value, ws_.out, precision_);
+    Linear(ws_.xr, b.ffn_receptance, ws_.ffn_r, precision_);
+    float* xp = x.data();
+    const float* kv = ws_.out.data();
+    const float* rr = ws_.ffn_r.data();
+#pragma omp parallel for schedule(static) if (N * C > kParallelElems)
+    for (int64_t i = 0; i < N * C; ++i) xp[i] += Sigmoid(rr[i]) * kv[i];
+  }
+
+ private:
+  static void AddInto(Matrix& x, const Matrix& d) {
+    float* xp = x.data();
+    const float* dp = d.data();
+    const int64_t n = x.size();
+#pragma omp parallel for schedule(static) if (n > kParallelElems)
+    for (int64_t i = 0; i < n; ++i) xp[i] += dp[i];
+  }
+
+  const ModelConfig& c_;
+  const TokenBatch& batch_;
+  MatMulPrecision precision_;
+  Workspace& ws_;
+};
+
+}  // namespace
+
+SequenceState Rwkv6Model::ZeroState() const {
+  const ModelConfig& c = config();
+  SequenceState state(c.num_layers);
+  for (auto& b : state) {
+    b.time_shift.assign(c.hidden_size, 0.0f);
+    b.wkv.assign(c.num_heads() * c.head_size * c.head_size, 0.0f);
+    b.channel_shift.assign(c.hidden_size, 0.0f);
+  }
+  return state;
+}
+
+ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions& options,
+                                  const HiddenStateTap& tap,
+                                  std::span<const SequenceState> initial_states) const {
+  const ModelConfig& c = config();
+  const int64_t L = c.num_layers, C = c.hidden_size, n_seq = batch.num_sequences();
+  const int last_layer = static_cast<int>(L) + 1;
+
+  std::vector<uint8_t> want(last_layer + 1, 0);
+  for (int layer : options.layers) {
+    if (layer < 0 || layer > last_layer) {
+      throw UsageError("layer " + std::to_string(layer) + " out of range 0.." +
+                       std::to_string(last_layer) + " for this model");
+    }
+    want[layer] = 1;
+  }
+  if (!options.layers.empty() && !tap) throw UsageError("layers requested without a tap");
+  if (!options.overrides.empty() && static_cast<int64_t>(options.overrides.size()) != L) {
+    throw UsageError("block overrides: got " + std::to_string(options.overrides.size()) +
+                     ", model has " + std::to_string(L) + " blocks");
+  }
+  if (!initial_states.empty() && static_cast<int64_t>(initial_states.size()) != n_seq) {
+    throw UsageError("initial states: got " + std::to_string(initial_states.size()) + " for " +
+                     std::to_string(n_seq) + " sequences");
+  }
+  for (int64_t s = 0; s < n_seq; ++s) {
+    if (batch.length(s) <= 0) throw UsageError("sequence " + std::to_string(s) + " is empty");
+  }
+  for (int32_t id : batch.tokens) {
+    if (id < 0 || id >= c.vocab_size) {
+      throw UsageError("token id " + std::to_string(id) + " out of range 0.." +
+                       std::to_string(c.vocab_size - 1));
+    }
+  }
+
+  ForwardResult result;
+  result.states.reserve(n_seq);
+  for (int64_t s = 0; s < n_seq; ++s) {
+    result.states.push_back(initial_states.empty() ? ZeroState() : initial_states[s]);
+  }
+
+  Matrix x;
+  EmbedTokens(weights_->embeddings(), batch.tokens, x);
+  const LayerNormWeights& pre = weights_->pre_ln();
+  kernels::LayerNormRows(x.data(), x.rows(), C, pre.weight.data(), pre.bias.data(),
+                         c.layer_norm_epsilon, x.data());
+  if (want[0]) tap(0, x);
+
+  Workspace ws;
+  BlockRunner runner(c, batch, options.precision, ws);
+  const BlockOverride no_override;
+  std::vector<BlockState*> states(n_seq);
+  for (int64_t i = 0; i < L; ++i) {
+    for (int64_t s = 0; s < n_seq; ++s) states[s] = &result.states[s][i];
+    const BlockWeights& b = weights_->blocks()[i];
+    const BlockOverride& ov = options.overrides.empty() ? no_override : options.overrides[i];
+    runner.TimeMix(b, ov, x, states);
+    runner.ChannelMix(b, ov, x, states);
+    if (want[i + 1]) tap(static_cast<int>(i) + 1, x);
+  }
+
+  if (want[last_layer] || options.logits) {
+    const LayerNormWeights& out = weights_->ln_out();
+    kernels::LayerNormRows(x.data(), x.rows(), C, out.weight.data(), out.bias.data(),
+                           c.layer_norm_epsilon, x.data());
+    if (want[last_layer]) tap(last_layer, x);
+    if (options.logits) {
+      Matrix last(n_seq, C);
+      for (int64_t s = 0; s < n_seq; ++s) {
+        std::memcpy(last.Row(s), x.Row(batch.offsets[s + 1] - 1), C * sizeof(float));
+      }
+      Linear(last, weights_->head(), result.logits, options.precision);
+    }
+  }
+  if (!options.return_states) result.states.clear();
+  return result;
+}
+
+}  // namespace rwkv_embed

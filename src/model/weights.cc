@@ -1,0 +1,259 @@
+#include "model/weights.h"
+
+#include <cstring>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace rwkv_embed {
+namespace {
+
+// Maps a Hugging Face tensor name to the RWKV authors' original name (as in safetensors converted
+// from their .pth files): rwkv.embeddings -> emb, rwkv.blocks.N -> blocks.N, attention -> att,
+// feed_forward -> ffn, pre_ln -> ln0, rwkv.ln_out -> ln_out.
+std::string HfToOriginal(std::string name) {
+  auto replace = [&name](std::string_view from, std::string_view to) {
+    if (auto pos = name.find(from); pos != std::string::npos) name.replace(pos, from.size(), to);
+  };
+  replace("rwkv.embeddings.", "emb.");
+  replace("rwkv.blocks.", "blocks.");
+  replace("rwkv.ln_out.", "ln_out.");
+  replace(".attention.", ".att.");
+  replace(".feed_forward.", ".ffn.");
+  replace(".pre_ln.", ".ln0.");
+  return name;
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+class ModelWeights::Loader {
+ public:
+  Loader(ModelWeights& m, const LoadOptions& options) : m_(m), options_(options) {}
+
+  const TensorView& Tensor(const std::string& hf_name) {
+    const std::string name = m_.naming_ == "hf" ? hf_name : HfToOriginal(hf_name);
+    const TensorView& t = m_.store_.Get(name);
+    if (t.dtype != DType::kF32 && t.dtype != DType::kBF16 && t.dtype != DType::kF16) {
+      throw ShapeError("tensor '" + name + "' in " + Where(t) + " has dtype " +
+                       std::string(DTypeName(t.dtype)) + "; expected F32, F16 or BF16");
+    }
+    if (options_.check_finite) {
+      if (auto bad = FindNonFinite(t)) {
+        throw NumericError("tensor '" + name + "' in " + Where(t) +
+                           " has a non-finite value at element " + std::to_string(*bad));
+      }
+    }
+    return t;
+  }
+
+  const TensorView& Shaped(const std::string& hf_name, const std::vector<int64_t>& shape) {
+    const TensorView& t = Tensor(hf_name);
+    if (t.shape != shape) {
+      throw ShapeError("tensor '" + t.name + "' in " + Where(t) + " has shape " + t.ShapeString() +
+                       ", expected " + ShapeString(shape));
+    }
+    return t;
+  }
+
+  // A vector parameter stored with any number of unit dimensions ([1, 1, C], [H, S], [C]).
+  std::vector<float> Vector(const std::string& hf_name, int64_t numel) {
+    const TensorView& t = Tensor(hf_name);
+    if (t.numel() != numel) {
+      throw ShapeError("tensor '" + t.name + "' in " + Where(t) + " has shape " + t.ShapeString() +
+                       " (" + std::to_string(t.numel()) + " elements), expected " +
+                       std::to_string(numel) + " elements");
+    }
+    return ToFloat32(t);
+  }
+
+  LayerNormWeights LayerNorm(const std::string& prefix, int64_t dim) {
+    return {Vector(prefix + ".weight", dim), Vector(prefix + ".bias", dim)};
+  }
+
+  // A [rows, cols] matrix used as stored (BF16/F32 in place; F16 widened to an owned F32 copy).
+  kernels::WeightMatrix Matrix(const std::string& hf_name, int64_t rows, int64_t cols) {
+    const TensorView& t = Shaped(hf_name, {rows, cols});
+    if (t.dtype == DType::kF16) return Owned(ToFloat32(t), rows, cols);
+    return {t.dtype, t.bytes.data(), rows, cols};
+  }
+
+  // Stored as [rows, cols] = [in, out] (x @ W); returned as [cols, rows] so that x @ W = x @ W'^T.
+  kernels::WeightMatrix Transposed(const TensorView& t, int64_t rows, int64_t cols,
+                                   int64_t offset_elems = 0) {
+    const size_t esize = t.dtype == DType::kF16 ? 4 : DTypeSize(t.dtype);
+    const DType out_type = t.dtype == DType::kF16 ? DType::kF32 : t.dtype;
+    auto& buf = m_.owned_.emplace_back(static_cast<size_t>(rows * cols) * esize);
+    const std::byte* src = t.bytes.data() + offset_elems * DTypeSize(t.dtype);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) {
+        const std::byte* s = src + (r * cols + c) * DTypeSize(t.dtype);
+        std::byte* d = buf.data() + (c * rows + r) * esize;
+        if (t.dtype == DType::kF16) {
+          uint16_t h;
+          std::memcpy(&h, s, 2);
+          const float f = F16ToF32(h);
+          std::memcpy(d, &f, 4);
+        } else {
+          std::memcpy(d, s, esize);
+        }
+      }
+    }
+    return {out_type, buf.data(), cols, rows};
+  }
+
+  void LoadAll();
+
+ private:
+  static std::string Where(const TensorView& t) { return t.file ? t.file->string() : "checkpoint"; }
+
+  kernels::WeightMatrix Owned(const std::vector<float>& values, int64_t rows, int64_t cols) {
+    auto& buf = m_.owned_.emplace_back(values.size() * sizeof(float));
+    std::memcpy(buf.data(), values.data(), buf.size());
+    return {DType::kF32, buf.data(), rows, cols};
+  }
+
+  ModelWeights& m_;
+  LoadOptions options_;
+};
+
+void ModelWeights::Loader::LoadAll() {
+  ModelConfig& c = m_.config_;
+  // Sizes come from shapes; config.json (if any) must agree with them.
+  const TensorView& emb = Tensor("rwkv.embeddings.weight");
+  if (emb.shape.size() != 2) {
+    throw ShapeError("tensor '" + emb.name + "' in " + Where(emb) + " has shape " +
+                     emb.ShapeString() + ", expected [vocab, hidden]");
+  }
+  const int64_t V = emb.shape[0], C = emb.shape[1];
+  int64_t L = 0;
+  while (m_.store_.Find(m_.naming_ == "hf" ? "rwkv.blocks." + std::to_string(L) + ".ln1.weight"
+                                           : "blocks." + std::to_string(L) + ".ln1.weight")) {
+    ++L;
+  }
+  if (L == 0) throw ShapeError("no blocks found in " + m_.store_.Describe());
+  const std::string b0 = "rwkv.blocks.0.";
+  const TensorView& key0 = Tensor(b0 + "attention.key.weight");
+  const TensorView& bonus0 = Tensor(b0 + "attention.time_faaaa");
+  const TensorView& ffn_key0 = Tensor(b0 + "feed_forward.key.weight");
+  const TensorView& maa_w1_0 = Tensor(b0 + "attention.time_maa_w1");
+  const TensorView& decay_w1_0 = Tensor(b0 + "attention.time_decay_w1");
+  for (const TensorView* t : {&key0, &bonus0, &ffn_key0, &maa_w1_0, &decay_w1_0}) {
+    if (t->shape.size() != 2) {
+      throw ShapeError("tensor '" + t->name + "' in " + Where(*t) + " has shape " +
+                       t->ShapeString() + ", expected 2 dimensions");
+    }
+  }
+  const int64_t A = key0.shape[0], H = bonus0.shape[0], S = bonus0.shape[1];
+  const int64_t F = ffn_key0.shape[0];
+  if (maa_w1_0.shape[1] % 5 != 0) {
+    throw ShapeError("tensor '" + maa_w1_0.name + "' has shape " + maa_w1_0.ShapeString() +
+                     ": its second dimension must be 5 x the mix LoRA rank");
+  }
+  const int64_t E = maa_w1_0.shape[1] / 5, D = decay_w1_0.shape[1];
+  if (H * S != A) {
+    throw ShapeError("tensor '" + bonus0.name + "' has shape " + bonus0.ShapeString() +
+                     " but attention size is " + std::to_string(A));
+  }
+
+  auto check = [&](const char* field, int64_t from_config, int64_t from_shapes, const char* t) {
+    if (from_config != 0 && from_config != from_shapes) {
+      throw ShapeError("config.json field '" + std::string(field) + "' is " +
+                       std::to_string(from_config) + " but tensor shapes (" + t + ") give " +
+                       std::to_string(from_shapes));
+    }
+  };
+  check("vocab_size", c.vocab_size, V, "embeddings");
+  check("hidden_size", c.hidden_size, C, "embeddings");
+  check("num_hidden_layers", c.num_layers, L, "blocks");
+  check("attention_hidden_size", c.attention_hidden_size, A, "attention.key");
+  check("head_size", c.head_size, S, "time_faaaa");
+  check("intermediate_size", c.intermediate_size, F, "feed_forward.key");
+  c.vocab_size = V;
+  c.hidden_size = C;
+  c.num_layers = L;
+  c.attention_hidden_size = A;
+  c.head_size = S;
+  c.intermediate_size = F;
+  c.time_mix_extra_dim = E;
+  c.time_decay_extra_dim = D;
+
+  m_.embeddings_ = Matrix("rwkv.embeddings.weight", V, C);
+  m_.pre_ln_ = LayerNorm(b0 + "pre_ln", C);
+  m_.ln_out_ = LayerNorm("rwkv.ln_out", C);
+  m_.head_ = Matrix("head.weight", V, C);
+  m_.blocks_.resize(L);
+  for (int64_t i = 0; i < L; ++i) {
+    const std::string p = "rwkv.blocks." + std::to_string(i) + ".";
+    const std::string att = p + "attention.", ffn = p + "feed_forward.";
+    BlockWeights& b = m_.blocks_[i];
+    b.ln1 = LayerNorm(p + "ln1", C);
+    b.ln2 = LayerNorm(p + "ln2", C);
+    b.maa_x = Vector(att + "time_maa_x", C);
+    b.maa_w = Vector(att + "time_maa_w", C);
+    b.maa_k = Vector(att + "time_maa_k", C);
+    b.maa_v = Vector(att + "time_maa_v", C);
+    b.maa_r = Vector(att + "time_maa_r", C);
+    b.maa_g = Vector(att + "time_maa_g", C);
+    b.maa_w1 = Transposed(Shaped(att + "time_maa_w1", {C, 5 * E}), C, 5 * E);
+    const TensorView& w2 = Shaped(att + "time_maa_w2", {5, E, C});
+    for (int j = 0; j < 5; ++j) b.maa_w2[j] = Transposed(w2, E, C, j * E * C);
+    b.time_decay = Vector(att + "time_decay", A);
+    b.decay_w1 = Transposed(Shaped(att + "time_decay_w1", {C, D}), C, D);
+    b.decay_w2 = Transposed(Shaped(att + "time_decay_w2", {D, A}), D, A);
+    b.bonus = Vector(att + "time_faaaa", A);
+    b.receptance = Matrix(att + "receptance.weight", A, C);
+    b.key = Matrix(att + "key.weight", A, C);
+    b.value = Matrix(att + "value.weight", A, C);
+    b.gate = Matrix(att + "gate.weight", A, C);
+    b.output = Matrix(att + "output.weight", C, A);
+    b.ln_x = LayerNorm(att + "ln_x", A);
+    b.ffn_maa_k = Vector(ffn + "time_maa_k", C);
+    b.ffn_maa_r = Vector(ffn + "time_maa_r", C);
+    b.ffn_key = Matrix(ffn + "key.weight", F, C);
+    b.ffn_receptance = Matrix(ffn + "receptance.weight", C, C);
+    b.ffn_value = Matrix(ffn + "value.weight", C, F);
+  }
+}
+
+std::unique_ptr<ModelWeights> ModelWeights::Load(const std::filesystem::path& dir,
+                                                 const LoadOptions& options) {
+  std::unique_ptr<ModelWeights> m(new ModelWeights());
+  const auto config_path = std::filesystem::is_directory(dir) ? dir / "config.json" : "";
+  if (!config_path.empty() && std::filesystem::exists(config_path)) {
+    m->config_ = ModelConfig::FromJsonFile(config_path);
+  } else {
+    m->config_ = ModelConfig{};
+    m->config_.vocab_size = m->config_.hidden_size = m->config_.num_layers = 0;
+    m->config_.attention_hidden_size = m->config_.head_size = m->config_.intermediate_size = 0;
+  }
+  m->store_ = TensorStore::Open(dir);
+  if (m->store_.Find("rwkv.embeddings.weight")) {
+    m->naming_ = "hf";
+  } else if (m->store_.Find("emb.weight")) {
+    m->naming_ = "original";
+  } else {
+    throw ShapeError("no token embeddings in " + m->store_.Describe() +
+                     ": expected 'rwkv.embeddings.weight' (Hugging Face) or 'emb.weight' "
+                     "(original RWKV names)");
+  }
+  Loader(*m, options).LoadAll();
+  return m;
+}
+
+std::string ModelWeights::Describe() const {
+  std::ostringstream os;
+  os << "RWKV-6 " << config_.num_layers << " layers, C=" << config_.hidden_size
+     << ", heads=" << config_.num_heads() << "x" << config_.head_size
+     << ", F=" << config_.intermediate_size << ", LoRA " << config_.time_mix_extra_dim << "/"
+     << config_.time_decay_extra_dim << ", " << DTypeName(embeddings_.dtype) << " (" << naming_
+     << " names) from " << store_.Describe() << (config_.random_weights ? " [RANDOM WEIGHTS]" : "");
+  return os.str();
+}
+
+}  // namespace rwkv_embed
