@@ -10,7 +10,7 @@ namespace {
 template <typename LoadW>
 void MatMulTReference(const float* x, int64_t m, const WeightMatrix& w, float* y, LoadW load) {
   const int64_t n = w.rows, k = w.cols;
-#pragma omp parallel
+#pragma omp parallel if (m * w.rows * w.cols > (1 << 20))
   {
     std::vector<float> wrow(k);
 #pragma omp for schedule(static)

@@ -160,7 +160,7 @@ class BlockRunner {
 
     // WKV recurrence per (sequence, head); restarts from each sequence's carried state.
     ws_.y.Resize(N, A);
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (N * A > kParallelElems)
     for (int64_t s = 0; s < n_seq; ++s) {
       for (int64_t h = 0; h < H; ++h) {
         const int64_t t0 = batch_.offsets[s], off = t0 * A;

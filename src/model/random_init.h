@@ -1,0 +1,39 @@
+// Random-weight RWKV-6 checkpoints in the exact Hugging Face layout, for benchmarks, demos, the
+// "random weights" control of the evaluation, and tests of the loaders.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/dtype.h"
+#include "model/config.h"
+
+namespace rwkv_embed {
+
+struct ModelPreset {
+  std::string name;
+  std::string description;
+  ModelConfig config;  // time_mix_extra_dim / time_decay_extra_dim set (LoRA ranks)
+};
+
+// tiny (the shared tiny-rwkv6-bf16 shape), finch-1b6, finch-3b, finch-7b, finch-14b.
+const std::vector<ModelPreset>& ModelPresets();
+const ModelPreset& FindModelPreset(std::string_view name);  // UsageError listing valid names
+
+struct RandomModelOptions {
+  DType dtype = DType::kBF16;  // F32, F16 or BF16
+  uint64_t seed = 0;
+  bool original_names = false;  // RWKV authors' names (emb, blocks.N.att, ...) instead of HF's
+  int shards = 1;               // > 1: model-0000i-of-0000N.safetensors + index json
+  std::filesystem::path vocab;  // copied into the folder when given
+};
+
+// Writes config.json (marked "rwkv_embed_random_weights": true) and the weights into out_dir.
+// Deterministic for a seed: each tensor's values depend only on (seed, tensor name).
+void WriteRandomModel(const ModelConfig& config, const RandomModelOptions& options,
+                      const std::filesystem::path& out_dir);
+
+}  // namespace rwkv_embed

@@ -1,0 +1,292 @@
+// Checkpoint loading: both tensor namings, sharded checkpoints, F16, random init, and every
+// error path naming the file / tensor / field at fault.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "model/random_init.h"
+#include "model/rwkv6.h"
+#include "test_util.h"
+
+namespace rwkv_embed {
+namespace {
+
+constexpr const char* kF32Model = "models/tiny-rwkv6-f32/model.safetensors";
+
+// Copies every tensor of `src`, letting `edit` rename, reshape or alter it (return false to drop).
+std::vector<TensorToWrite> CopyTensors(const TensorStore& src,
+                                       const std::function<bool(TensorToWrite&)>& edit) {
+  std::vector<TensorToWrite> out;
+  for (const auto& name : src.Names()) {
+    const TensorView& t = src.Get(name);
+    TensorToWrite w{name, t.dtype, t.shape, {t.bytes.begin(), t.bytes.end()}};
+    if (edit(w)) out.push_back(std::move(w));
+  }
+  return out;
+}
+
+std::filesystem::path WriteModel(const std::filesystem::path& dir,
+                                 const std::vector<TensorToWrite>& tensors,
+                                 const std::filesystem::path& config_from) {
+  std::filesystem::create_directories(dir);
+  WriteSafetensors(dir / "model.safetensors", tensors);
+  if (!config_from.empty()) std::filesystem::copy_file(config_from, dir / "config.json");
+  return dir;
+}
+
+// Final-layer hidden states of a fixed token sequence.
+std::vector<float> FinalLayer(const Rwkv6Model& m) {
+  TokenBatch batch;
+  batch.Add(std::vector<int32_t>{95, 319, 225, 47, 0, 999, 33});
+  ForwardOptions opts;
+  opts.layers = {m.num_layer_taps() - 1};
+  std::vector<float> out;
+  m.Forward(batch, opts,
+            [&](int, const Matrix& h) { out.assign(h.Flat().begin(), h.Flat().end()); });
+  return out;
+}
+
+template <typename E>
+void ExpectThrowMentioning(const std::function<void()>& f, std::vector<std::string> needles) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception";
+  } catch (const E& e) {
+    for (const auto& n : needles) {
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
+          << "message lacks '" << n << "': " << e.what();
+    }
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+  }
+}
+
+TEST(ModelLoadTest, ReadsSharedModelsConfigAndLoraRanksFromShapes) {
+  RWKV_EMBED_REQUIRE_SHARED(f32, kF32Model);
+  RWKV_EMBED_REQUIRE_SHARED(bf16, "models/tiny-rwkv6-bf16/model.safetensors");
+  auto a = ModelWeights::Load(f32.parent_path());
+  EXPECT_EQ(a->config().hidden_size, 64);
+  EXPECT_EQ(a->config().num_layers, 2);
+  EXPECT_EQ(a->config().intermediate_size, 200);
+  EXPECT_EQ(a->config().time_mix_extra_dim, 16);  // non-default LoRA ranks, from shapes
+  EXPECT_EQ(a->config().time_decay_extra_dim, 24);
+  EXPECT_EQ(a->naming(), "hf");
+  auto b = ModelWeights::Load(bf16.parent_path());
+  EXPECT_EQ(b->config().intermediate_size, 448);  // null in config.json -> int(3.5*128)//32*32
+  EXPECT_EQ(b->config().time_mix_extra_dim, 32);
+  EXPECT_EQ(b->config().time_decay_extra_dim, 64);
+  EXPECT_EQ(b->config().num_heads(), 2);
+  EXPECT_DOUBLE_EQ(b->config().group_norm_epsilon(), 64e-5);
+  EXPECT_EQ(b->embeddings().dtype, DType::kBF16);
+}
+
+TEST(ModelLoadTest, OriginalRwkvNamesGiveIdenticalResults) {
+  RWKV_EMBED_REQUIRE_SHARED(f32, kF32Model);
+  const auto store = TensorStore::Open(f32);
+  const auto dir = testing::TempDir() / "orig";
+  WriteModel(dir,
+             CopyTensors(store,
+                         [](TensorToWrite& t) {
+                           auto rep = [&t](std::string_view a, std::string_view b) {
+                             if (auto p = t.name.find(a); p != std::string::npos)
+                               t.name.replace(p, a.size(), b);
+                           };
+                           rep("rwkv.embeddings.", "emb.");
+                           rep("rwkv.blocks.", "blocks.");
+                           rep("rwkv.ln_out.", "ln_out.");
+                           rep(".attention.", ".att.");
+                           rep(".feed_forward.", ".ffn.");
+                           rep(".pre_ln.", ".ln0.");
+                           return true;
+                         }),
+             "");  // no config.json: everything from shapes
+  Rwkv6Model hf(ModelWeights::Load(f32.parent_path()));
+  Rwkv6Model orig(ModelWeights::Load(dir));
+  EXPECT_EQ(orig.weights().naming(), "original");
+  EXPECT_EQ(FinalLayer(orig), FinalLayer(hf));
+}
+
+TEST(ModelLoadTest, ShardedCheckpointGivesIdenticalResults) {
+  RWKV_EMBED_REQUIRE_SHARED(f32, kF32Model);
+  const auto store = TensorStore::Open(f32);
+  const auto dir = testing::TempDir();
+  std::vector<TensorToWrite> a, b;
+  std::string map;
+  for (auto& t : CopyTensors(store, [](TensorToWrite&) { return true; })) {
+    const bool first = t.name < "rwkv.blocks.1";
+    map += std::string(map.empty() ? "" : ",") + "\"" + t.name + "\":\"" +
+           (first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors") + "\"";
+    (first ? a : b).push_back(std::move(t));
+  }
+  WriteSafetensors(dir / "model-00001-of-00002.safetensors", a);
+  WriteSafetensors(dir / "model-00002-of-00002.safetensors", b);
+  std::ofstream(dir / "model.safetensors.index.json")
+      << "{\"metadata\":{},\"weight_map\":{" << map << "}}";
+  std::filesystem::copy_file(f32.parent_path() / "config.json", dir / "config.json");
+  Rwkv6Model hf(ModelWeights::Load(f32.parent_path()));
+  Rwkv6Model sharded(ModelWeights::Load(dir));
+  EXPECT_EQ(FinalLayer(sharded), FinalLayer(hf));
+}
+
+TEST(ModelLoadTest, RandomInitIsDeterministicAndLoadsInEveryDtype) {
+  const auto dir = testing::TempDir();
+  ModelConfig c = FindModelPreset("tiny").config;
+  c.vocab_size = 1000;  // keep the test small
+  RandomModelOptions o;
+  WriteRandomModel(c, o, dir / "a");
+  WriteRandomModel(c, o, dir / "b");
+  o.seed = 1;
+  WriteRandomModel(c, o, dir / "c");
+  auto bytes = [](const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(bytes(dir / "a/model.safetensors"), bytes(dir / "b/model.safetensors"));
+  EXPECT_NE(bytes(dir / "a/model.safetensors"), bytes(dir / "c/model.safetensors"));
+  Rwkv6Model bf16(ModelWeights::Load(dir / "a"));
+  EXPECT_TRUE(bf16.config().random_weights);
+  EXPECT_NE(bf16.weights().Describe().find("RANDOM"), std::string::npos);
+
+  o.dtype = DType::kF16;
+  o.shards = 3;
+  o.original_names = true;
+  WriteRandomModel(c, o, dir / "f16");
+  EXPECT_TRUE(std::filesystem::exists(dir / "f16/model.safetensors.index.json"));
+  Rwkv6Model f16(ModelWeights::Load(dir / "f16"));
+  EXPECT_EQ(f16.weights().naming(), "original");
+  const auto out = FinalLayer(f16);
+  ASSERT_FALSE(out.empty());
+  for (float v : out) ASSERT_TRUE(std::isfinite(v));
+  // A random model is not degenerate: its final states differ between tokens.
+  EXPECT_NE(std::vector<float>(out.begin(), out.begin() + 128),
+            std::vector<float>(out.begin() + 128, out.begin() + 256));
+}
+
+class BrokenModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = testing::SharedFile(kF32Model);
+    if (path_.empty()) GTEST_SKIP() << "shared file absent: " << kF32Model;
+    store_ = std::make_unique<TensorStore>(TensorStore::Open(path_));
+  }
+  std::filesystem::path Write(const std::function<bool(TensorToWrite&)>& edit,
+                              bool with_config = true) {
+    return WriteModel(testing::TempDir() / "m", CopyTensors(*store_, edit),
+                      with_config ? path_.parent_path() / "config.json" : "");
+  }
+  std::filesystem::path path_;
+  std::unique_ptr<TensorStore> store_;
+};
+
+TEST_F(BrokenModelTest, MissingTensorIsNamedWithItsFile) {
+  const auto dir =
+      Write([](TensorToWrite& t) { return t.name != "rwkv.blocks.1.feed_forward.key.weight"; });
+  ExpectThrowMentioning<ShapeError>([&] { ModelWeights::Load(dir); },
+                                    {"rwkv.blocks.1.feed_forward.key.weight", "model.safetensors"});
+}
+
+TEST_F(BrokenModelTest, MisshapenTensorIsNamedWithBothShapes) {
+  const auto dir = Write([](TensorToWrite& t) {
+    if (t.name == "rwkv.blocks.1.attention.output.weight") {
+      t.shape = {32, 128};  // same bytes, wrong shape
+    }
+    return true;
+  });
+  ExpectThrowMentioning<ShapeError>(
+      [&] { ModelWeights::Load(dir); },
+      {"rwkv.blocks.1.attention.output.weight", "[32, 128]", "[64, 64]"});
+}
+
+TEST_F(BrokenModelTest, ConfigDisagreeingWithShapesIsNamed) {
+  const auto dir = Write([](TensorToWrite&) { return true; });
+  std::ofstream(dir / "config.json") << R"({"model_type": "rwkv6", "vocab_size": 65536,
+      "hidden_size": 64, "num_hidden_layers": 3, "intermediate_size": 200})";
+  ExpectThrowMentioning<ShapeError>([&] { ModelWeights::Load(dir); },
+                                    {"num_hidden_layers", "3", "2"});
+  std::ofstream(dir / "config.json") << "{not json";
+  ExpectThrowMentioning<FormatError>([&] { ModelWeights::Load(dir); }, {"config.json"});
+  std::ofstream(dir / "config.json") << R"({"model_type": "rwkv5", "vocab_size": 1})";
+  ExpectThrowMentioning<FormatError>([&] { ModelWeights::Load(dir); }, {"rwkv5"});
+}
+
+TEST_F(BrokenModelTest, NonFiniteWeightsAreFoundOnRequest) {
+  const auto dir = Write([](TensorToWrite& t) {
+    if (t.name == "rwkv.blocks.0.attention.key.weight") {
+      const float nan = std::nanf("");
+      std::memcpy(t.bytes.data() + 4 * 17, &nan, 4);
+    }
+    return true;
+  });
+  EXPECT_NO_THROW(ModelWeights::Load(dir));  // not scanned by default (it reads every page)
+  LoadOptions o;
+  o.check_finite = true;
+  ExpectThrowMentioning<NumericError>([&] { ModelWeights::Load(dir, o); },
+                                      {"rwkv.blocks.0.attention.key.weight", "element 17"});
+}
+
+TEST_F(BrokenModelTest, UnsupportedDtypeAndMissingFilesAreReported) {
+  const auto dir = Write([](TensorToWrite& t) {
+    if (t.name == "rwkv.ln_out.weight") t.dtype = DType::kI32;
+    return true;
+  });
+  ExpectThrowMentioning<ShapeError>([&] { ModelWeights::Load(dir); },
+                                    {"rwkv.ln_out.weight", "I32"});
+  const auto empty = testing::TempDir() / "empty";
+  std::filesystem::create_directories(empty);
+  EXPECT_THROW(ModelWeights::Load(empty), IoError);
+  const auto no_emb = Write([](TensorToWrite& t) { return t.name != "rwkv.embeddings.weight"; });
+  ExpectThrowMentioning<ShapeError>([&] { ModelWeights::Load(no_emb); },
+                                    {"rwkv.embeddings.weight", "emb.weight"});
+}
+
+TEST(ForwardErrorsTest, BadTokensLayersAndOverridesAreUsageErrors) {
+  RWKV_EMBED_REQUIRE_SHARED(f32, kF32Model);
+  Rwkv6Model m(ModelWeights::Load(f32.parent_path()));
+  TokenBatch batch;
+  batch.Add(std::vector<int32_t>{65536});
+  EXPECT_THROW(m.Forward(batch, {}), UsageError);
+  TokenBatch ok;
+  ok.Add(std::vector<int32_t>{5});
+  ForwardOptions o;
+  o.layers = {4};  // L + 1 = 3 is the last
+  EXPECT_THROW(m.Forward(ok, o, [](int, const Matrix&) {}), UsageError);
+  ForwardOptions ov;
+  ov.overrides.resize(1);
+  EXPECT_THROW(m.Forward(ok, ov), UsageError);
+  TokenBatch empty;
+  empty.Add(std::vector<int32_t>{});
+  EXPECT_THROW(m.Forward(empty, {}), UsageError);
+}
+
+// Ablations change exactly what they claim: skipping both branches of every block leaves the
+// residual stream equal to the embeddings after pre_ln.
+TEST(ForwardOverrideTest, SkippingEveryBranchLeavesTheEmbeddings) {
+  RWKV_EMBED_REQUIRE_SHARED(f32, kF32Model);
+  Rwkv6Model m(ModelWeights::Load(f32.parent_path()));
+  TokenBatch batch;
+  batch.Add(std::vector<int32_t>{10, 20, 30});
+  ForwardOptions o;
+  o.layers = {0, 2};
+  o.overrides.assign(2, BlockOverride{true, true, 1.0f});
+  std::vector<Matrix> got(3);
+  m.Forward(batch, o, [&](int l, const Matrix& h) { got[l] = h; });
+  EXPECT_EQ(std::vector<float>(got[0].Flat().begin(), got[0].Flat().end()),
+            std::vector<float>(got[2].Flat().begin(), got[2].Flat().end()));
+  // Rescaling the decay changes the output of the block, skipping only the channel mix too.
+  ForwardOptions base;
+  base.layers = {1};
+  std::vector<float> ref, scaled;
+  m.Forward(batch, base,
+            [&](int, const Matrix& h) { ref.assign(h.Flat().begin(), h.Flat().end()); });
+  base.overrides.assign(2, BlockOverride{false, false, 4.0f});
+  m.Forward(batch, base,
+            [&](int, const Matrix& h) { scaled.assign(h.Flat().begin(), h.Flat().end()); });
+  EXPECT_NE(ref, scaled);
+}
+
+}  // namespace
+}  // namespace rwkv_embed
