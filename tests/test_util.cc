@@ -1,8 +1,12 @@
 #include "test_util.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 namespace rwkv_embed::testing {
@@ -20,6 +24,36 @@ std::filesystem::path SharedFile(const std::string& relative) {
 }
 
 std::filesystem::path CliPath() { return RWKV_EMBED_CLI_PATH; }
+
+namespace {
+std::string ShellQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+std::string Slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+}  // namespace
+
+CliRun RunCli(const std::vector<std::string>& args, const std::string& stdin_text) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("rwkv_embed_cli_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  { std::ofstream(dir / "stdin", std::ios::binary) << stdin_text; }
+  std::string cmd = ShellQuote(CliPath().string());
+  for (const auto& a : args) cmd += " " + ShellQuote(a);
+  cmd += " <" + ShellQuote((dir / "stdin").string()) + " >" +
+         ShellQuote((dir / "stdout").string()) + " 2>" + ShellQuote((dir / "stderr").string());
+  const int status = std::system(cmd.c_str());
+  CliRun r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = Slurp(dir / "stdout");
+  r.err = Slurp(dir / "stderr");
+  std::filesystem::remove_all(dir);
+  return r;
+}
 
 std::filesystem::path TempDir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace rwkv_embed::testing {
 
@@ -17,6 +18,13 @@ std::filesystem::path SharedFile(const std::string& relative);
 
 // Path of the built rwkv-embed CLI (for end-to-end tests).
 std::filesystem::path CliPath();
+
+// Runs the CLI with `args` (shell-quoted here), feeding `stdin_text`; captures both streams.
+struct CliRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+CliRun RunCli(const std::vector<std::string>& args, const std::string& stdin_text = "");
 
 // A fresh, empty temporary directory unique to the running test.
 std::filesystem::path TempDir();

@@ -1,11 +1,140 @@
+// rwkv-embed embed: sentences (one per line) -> pooled embeddings of any layers, as .npy
+// [layers, N, C] float32 or JSON lines.
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
 #include "commands.h"
+#include "common.h"
 #include "core/error.h"
+#include "io/npy.h"
+#include "model/layer_spec.h"
+#include "model/rwkv_embedder.h"
 
 namespace rwkv_embed::cli {
+namespace {
+
+struct EmbedArgs {
+  std::string model, vocab, input = "-", output, layers = "final", pooling = "mean",
+                            normalize = "none", precision = "f32";
+  bool hf_index = false, progress = false;
+  int threads = 0;
+  int64_t batch_tokens = 4096;
+};
+
+void WriteJsonl(const std::string& path, const EmbedResult& r, int64_t n) {
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw IoError("cannot write " + path);
+  std::string line;
+  char buf[32];
+  for (int64_t i = 0; i < n; ++i) {
+    line = "{\"index\":" + std::to_string(i) + ",\"layers\":{";
+    for (size_t l = 0; l < r.layers.size(); ++l) {
+      line += (l ? ",\"" : "\"") + std::to_string(r.layers[l]) + "\":[";
+      const float* row = r.embeddings[l].Row(i);
+      for (int64_t c = 0; c < r.embeddings[l].cols(); ++c) {
+        // Shortest text that reads back to the same float.
+        auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), row[c]);
+        if (c) line += ',';
+        line.append(buf, end);
+      }
+      line += ']';
+    }
+    line += r.empty[i] ? "},\"empty\":true}\n" : "}}\n";
+    out << line;
+  }
+  if (!out) throw IoError("error writing " + path);
+}
+
+int RunEmbed(const EmbedArgs& a) {
+  ApplyThreads(a.threads);
+  RwkvEmbedderOptions options;
+  options.batch_tokens = a.batch_tokens;
+  if (a.precision != "f32" && a.precision != "bf16") {
+    throw UsageError("--precision must be f32 or bf16");
+  }
+  options.precision =
+      a.precision == "bf16" ? kernels::MatMulPrecision::kBF16 : kernels::MatMulPrecision::kF32;
+  EmbedRequest request;
+  request.pooling = ParsePooling(a.pooling);
+  request.normalization = ParseNormalization(a.normalize);
+  const bool ext_npy = a.output.size() > 4 && a.output.ends_with(".npy");
+  const bool ext_jsonl = a.output.size() > 6 && a.output.ends_with(".jsonl");
+  if (!ext_npy && !ext_jsonl) throw UsageError("--output must end in .npy or .jsonl");
+
+  auto in = OpenInput(a.input);
+  const auto sentences = ReadSentenceLines(*in, a.input == "-" ? "stdin" : a.input);
+  if (sentences.empty()) throw DataError("no sentences in " + a.input);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto embedder = RwkvEmbedder::Load(a.model, a.vocab, options);
+  const int L = static_cast<int>(embedder->model().config().num_layers);
+  request.layers = ParseLayerSpec(a.layers, L, a.hf_index);
+  if (ProgressWanted(a.progress)) {
+    embedder->options().progress = [t0](int64_t done, int64_t total, int64_t tokens) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::fprintf(stderr, "\rembed: %lld/%lld sentences, %lld tokens, %.0f tokens/s",
+                   static_cast<long long>(done), static_cast<long long>(total),
+                   static_cast<long long>(tokens), tokens / (s > 0 ? s : 1));
+      if (done == total) std::fputc('\n', stderr);
+    };
+  }
+  const auto result = embedder->Embed(sentences, request);
+  const int64_t n = static_cast<int64_t>(sentences.size());
+  if (ext_npy) {
+    std::vector<float> flat;
+    flat.reserve(result.layers.size() * n * embedder->Dim());
+    for (const auto& m : result.embeddings)
+      flat.insert(flat.end(), m.Flat().begin(), m.Flat().end());
+    const std::vector<int64_t> shape = {static_cast<int64_t>(result.layers.size()), n,
+                                        embedder->Dim()};
+    WriteNpyF32(a.output, shape, flat);
+  } else {
+    WriteJsonl(a.output, result, n);
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::string layer_list;
+  for (int l : result.layers) layer_list += (layer_list.empty() ? "" : ",") + std::to_string(l);
+  std::fprintf(stderr,
+               "embed: %lld sentences, %lld tokens, layers [%s], %s pooling -> %s (%.2f s)\n",
+               static_cast<long long>(n), static_cast<long long>(result.tokens), layer_list.c_str(),
+               a.pooling.c_str(), a.output.c_str(), secs);
+  return 0;
+}
+
+}  // namespace
 
 Command RegisterEmbed(CLI::App& app) {
-  auto* sub = app.add_subcommand("embed", "(not implemented yet)");
-  return {sub, []() -> int { throw UsageError("not implemented yet"); }};
+  auto a = std::make_shared<EmbedArgs>();
+  auto* sub = app.add_subcommand("embed", "Embed sentences (one per line) from any layers");
+  sub->add_option("--model", a->model, "model folder (config.json, model.safetensors)")->required();
+  sub->add_option("--vocab", a->vocab, "vocabulary file (default: MODEL/rwkv_vocab_v20230424.txt)");
+  sub->add_option("--input", a->input, "sentences, one per line ('-' = stdin)")
+      ->capture_default_str();
+  sub->add_option("--output", a->output, "OUT.npy (float32 [layers, N, C]) or OUT.jsonl")
+      ->required();
+  sub->add_option("--layers", a->layers,
+                  "layers: all | final | blocks | list/ranges like 1,3,5 or 0-4 "
+                  "(0 = after pre_ln, k = block k, L+1 = after ln_out)")
+      ->capture_default_str();
+  sub->add_flag("--hf-index", a->hf_index,
+                "read --layers as HF hidden_states indices (HF index i = our layer i+1)");
+  sub->add_option("--pooling", a->pooling,
+                  "mean | max | first | last | weighted-mean | mean-sqrt-len")
+      ->capture_default_str();
+  sub->add_option("--normalize", a->normalize, "none | l2 (applied after pooling)")
+      ->capture_default_str();
+  sub->add_option("--batch-tokens", a->batch_tokens, "tokens per forward pass")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--precision", a->precision,
+                  "matmul precision: f32 (exact vs FP32 reference) | bf16 (faster)")
+      ->capture_default_str();
+  sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");
+  AddThreadsOption(sub, &a->threads);
+  return {sub, [a] { return RunEmbed(*a); }};
 }
 
 }  // namespace rwkv_embed::cli

@@ -1,11 +1,62 @@
+// rwkv-embed init-model: a random-weight RWKV-6 checkpoint in the HF layout.
+#include <iostream>
+
 #include "commands.h"
 #include "core/error.h"
+#include "model/random_init.h"
 
 namespace rwkv_embed::cli {
+namespace {
+
+struct InitArgs {
+  std::string preset = "tiny", dtype = "bf16", out, vocab, names = "hf";
+  uint64_t seed = 0;
+  int shards = 1;
+  int64_t vocab_size = 0;
+};
+
+int RunInit(const InitArgs& a) {
+  ModelConfig config = FindModelPreset(a.preset).config;
+  if (a.vocab_size > 0) config.vocab_size = a.vocab_size;
+  RandomModelOptions o;
+  if (a.dtype == "bf16") {
+    o.dtype = DType::kBF16;
+  } else if (a.dtype == "f32") {
+    o.dtype = DType::kF32;
+  } else if (a.dtype == "f16") {
+    o.dtype = DType::kF16;
+  } else {
+    throw UsageError("--dtype must be bf16, f16 or f32");
+  }
+  if (a.names != "hf" && a.names != "original") throw UsageError("--names must be hf or original");
+  o.original_names = a.names == "original";
+  o.seed = a.seed;
+  o.shards = a.shards;
+  o.vocab = a.vocab;
+  WriteRandomModel(config, o, a.out);
+  std::cerr << "init-model: wrote random-weight " << a.preset << " (" << a.dtype << ", seed "
+            << a.seed << ") to " << a.out << "\n";
+  return 0;
+}
+
+}  // namespace
 
 Command RegisterInitModel(CLI::App& app) {
-  auto* sub = app.add_subcommand("init-model", "(not implemented yet)");
-  return {sub, []() -> int { throw UsageError("not implemented yet"); }};
+  auto a = std::make_shared<InitArgs>();
+  auto* sub = app.add_subcommand("init-model",
+                                 "Write a random-weight RWKV-6 model in the Hugging Face layout");
+  std::string presets;
+  for (const auto& p : ModelPresets()) presets += "\n  " + p.name + ": " + p.description;
+  sub->add_option("--preset", a->preset, "model shape:" + presets)->capture_default_str();
+  sub->add_option("--dtype", a->dtype, "bf16 | f16 | f32")->capture_default_str();
+  sub->add_option("--out", a->out, "output folder")->required();
+  sub->add_option("--seed", a->seed, "random seed")->capture_default_str();
+  sub->add_option("--vocab", a->vocab, "vocabulary file to copy into the folder")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--names", a->names, "tensor names: hf | original")->capture_default_str();
+  sub->add_option("--shards", a->shards, "number of safetensors shards")->capture_default_str();
+  sub->add_option("--vocab-size", a->vocab_size, "override the vocabulary size (tests)");
+  return {sub, [a] { return RunInit(*a); }};
 }
 
 }  // namespace rwkv_embed::cli

@@ -1,0 +1,127 @@
+// End to end: `rwkv-embed embed` and `init-model` as a user runs them.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+
+namespace rwkv_embed {
+namespace {
+
+using testing::RunCli;
+
+// Golden texts without newlines (one sentence per input line), with their golden indices.
+std::vector<std::pair<int, std::string>> GoldenLines(const std::filesystem::path& golden_json) {
+  std::ifstream in(golden_json);
+  const auto j = nlohmann::json::parse(in);
+  std::vector<std::pair<int, std::string>> lines;
+  for (const auto& s : j["sequences"]) {
+    const auto text = s["text"].get<std::string>();
+    if (text.find('\n') == std::string::npos && !text.empty()) {
+      lines.emplace_back(s["index"].get<int>(), text);
+    }
+  }
+  return lines;
+}
+
+TEST(CliEmbedTest, NpyOutputReproducesGoldenMeansOfEveryLayer) {
+  RWKV_EMBED_REQUIRE_SHARED(golden, "models/tiny-rwkv6-bf16/golden.safetensors");
+  const auto dir = golden.parent_path();
+  const auto lines = GoldenLines(dir / "golden.json");
+  ASSERT_GE(lines.size(), 8u);
+  const auto tmp = testing::TempDir();
+  {
+    std::ofstream in(tmp / "in.txt");
+    for (const auto& [i, text] : lines) in << text << "\n";
+  }
+  const auto run =
+      RunCli({"embed", "--model", dir.string(), "--input", (tmp / "in.txt").string(), "--output",
+              (tmp / "out.npy").string(), "--layers", "all", "--pooling", "mean"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const NpyArray got = ReadNpyF32(tmp / "out.npy");
+  const int64_t layers = 5, C = 128, n = static_cast<int64_t>(lines.size());
+  ASSERT_EQ(got.shape, (std::vector<int64_t>{layers, n, C}));
+  const auto store = TensorStore::Open(golden);
+  double worst = 0;
+  for (int64_t s = 0; s < n; ++s) {
+    const auto ref = ToFloat32(store.Get("seq" + std::to_string(lines[s].first) + ".mean"));
+    for (int64_t l = 0; l < layers; ++l) {
+      const auto r = testing::CompareClose(std::span(got.data).subspan((l * n + s) * C, C),
+                                           std::span(ref).subspan(l * C, C), 2e-5, 1e-4);
+      EXPECT_EQ(r.violations, 0u) << "seq " << lines[s].first << " layer " << l << ": "
+                                  << r.Describe();
+      worst = std::max(worst, r.max_abs_error);
+    }
+  }
+  std::cout << "embed CLI vs golden seq{i}.mean: max_abs_error=" << worst << "\n";
+}
+
+TEST(CliEmbedTest, JsonlOutputWithHfIndicesAndL2Normalization) {
+  RWKV_EMBED_REQUIRE_SHARED(dir, "models/tiny-rwkv6-bf16/model.safetensors");
+  const auto tmp = testing::TempDir();
+  const auto run = RunCli({"embed", "--model", dir.parent_path().string(), "--input", "-",
+                           "--output", (tmp / "o.jsonl").string(), "--layers", "0,2", "--hf-index",
+                           "--normalize", "l2", "--pooling", "last"},
+                          "first sentence\nsecond one\r\n");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::ifstream in(tmp / "o.jsonl");
+  std::string line;
+  int count = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["index"], count);
+    ASSERT_TRUE(j["layers"].contains("1"));  // HF index 0 = our layer 1
+    ASSERT_TRUE(j["layers"].contains("3"));  // HF index 2 = our layer 3 (after ln_out)
+    double ss = 0;
+    for (double v : j["layers"]["3"]) ss += v * v;
+    EXPECT_NEAR(ss, 1.0, 1e-5);
+    ++count;
+  }
+  EXPECT_EQ(count, 2);
+}
+
+TEST(CliEmbedTest, BadInputGivesClearErrorsAndExitCodes) {
+  RWKV_EMBED_REQUIRE_SHARED(dir, "models/tiny-rwkv6-bf16/model.safetensors");
+  const std::string model = dir.parent_path().string();
+  const auto out = (testing::TempDir() / "o.npy").string();
+  auto r = RunCli({"embed", "--model", model, "--output", out}, "fine\n\xff\xfe broken\n");
+  EXPECT_EQ(r.exit_code, 4) << r.err;  // FormatError
+  EXPECT_NE(r.err.find("stdin line 2"), std::string::npos) << r.err;
+  r = RunCli({"embed", "--model", model, "--output", out}, "one\n\nthree\n");
+  EXPECT_EQ(r.exit_code, 6) << r.err;  // DataError
+  EXPECT_NE(r.err.find("line 2 is empty"), std::string::npos) << r.err;
+  r = RunCli({"embed", "--model", model, "--output", out, "--layers", "7"}, "x\n");
+  EXPECT_EQ(r.exit_code, 2) << r.err;  // UsageError
+  EXPECT_NE(r.err.find("out of range"), std::string::npos) << r.err;
+  r = RunCli({"embed", "--model", model, "--output", out, "--pooling", "median"}, "x\n");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = RunCli({"embed", "--model", "/nonexistent/model", "--output", out}, "x\n");
+  EXPECT_EQ(r.exit_code, 3) << r.err;  // IoError
+  EXPECT_NE(r.err.find("/nonexistent/model"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+TEST(CliInitModelTest, WritesALoadableRandomModel) {
+  RWKV_EMBED_REQUIRE_SHARED(vocab, "models/rwkv_vocab_v20230424.txt");
+  const auto tmp = testing::TempDir();
+  auto r = RunCli({"init-model", "--preset", "tiny", "--dtype", "f32", "--out",
+                   (tmp / "m").string(), "--vocab", vocab.string(), "--seed", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream cfg(tmp / "m/config.json");
+  const auto j = nlohmann::json::parse(cfg);
+  EXPECT_EQ(j["rwkv_embed_random_weights"], true);
+  EXPECT_EQ(j["hidden_size"], 128);
+  r = RunCli({"embed", "--model", (tmp / "m").string(), "--output", (tmp / "e.npy").string()},
+             "hello world\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadNpyF32(tmp / "e.npy").shape, (std::vector<int64_t>{1, 1, 128}));
+  r = RunCli({"init-model", "--preset", "huge", "--out", (tmp / "x").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("finch-1b6"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace rwkv_embed
