@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -136,6 +139,24 @@ TEST(WordVectorsTest, LoadsGloveText) {
   EXPECT_EQ(wv.Find("Cat"), nullptr);
 }
 
+TEST(WordVectorsTest, ParsesEveryDecimalSpellingLikeStrtof) {
+  // Long mantissas, explicit '+', upper-case exponents and subnormals take the general parser;
+  // the results must be the correctly rounded floats, as strtof gives.
+  const std::vector<std::string> values = {"+1.5",  "0.123456789012", "1.5E+3", "-2.5e-12",
+                                           "1e-40", "3.4028235e38",   "-0",     ".5",
+                                           "7.",    "16777217",       "1e-50",  "0.0000000001"};
+  std::string line = "w";
+  for (const auto& v : values) line += " " + v;
+  const auto wv =
+      WordVectors::LoadText(WriteFile(::rwkv_embed::testing::TempDir(), "v.txt", line + "\n"));
+  ASSERT_EQ(wv.dim(), static_cast<int64_t>(values.size()));
+  for (size_t i = 0; i < values.size(); ++i) {
+    const float expected = std::strtof(values[i].c_str(), nullptr);
+    EXPECT_EQ(std::bit_cast<uint32_t>(wv.Find("w")[i]), std::bit_cast<uint32_t>(expected))
+        << values[i];
+  }
+}
+
 TEST(WordVectorsTest, DetectsWord2VecHeader) {
   // word2vec's C writer leaves a space before '\n'; also accept CRLF and no final newline.
   const auto path =
@@ -176,8 +197,11 @@ TEST(WordVectorsTest, FormatErrorsNameFileAndLine) {
   ExpectFormatError("a 1 2 3\nb 1 2 3.5.1\n", 2, "is not a number");
   ExpectFormatError("a 1 2 3\nb 1 nan 3\n", 2, "not finite");
   ExpectFormatError("a 1 2 3\nb inf 2 3\n", 2, "not finite");
-  ExpectFormatError("a 1 2 3\nb -1e39 2 3\n", 2, "not finite");  // overflows float
-  ExpectFormatError("a 1 2 3\nb 1 2 1e999\n", 2, "out of range");
+  ExpectFormatError("a 1 2 3\nb -1e39 2 3\n", 2, "is out of float range: '-1e39'");
+  ExpectFormatError("a 1 2 3\nb 1 2 1e999\n", 2, "out of float range");
+  ExpectFormatError("a 1 2 3\nb 1 2 -\n", 2, "is not a number: '-'");
+  ExpectFormatError("a 1 2 3\nb 1 2 1e\n", 2, "is not a number: '1e'");
+  ExpectFormatError("a 1 2 3\nb 1 2 3,5\n", 2, "is not a number: '3,5'");
   ExpectFormatError("a 1 2 3\n\nb 1 2 3\n", 2, "blank line");
   ExpectFormatError("a 1 2 3\n 1 2 3\n", 2, "empty word");
   ExpectFormatError(" 1 2 3\n", 1, "empty word");
@@ -198,11 +222,15 @@ TEST(WordVectorsTest, LinesSpanningReadBlocksParseExactly) {
   constexpr int kWords = 6000, kDim = 100;
   std::string text;
   std::vector<std::string> values;  // printed values, row-major
+  // Values of varied magnitude (1e-13 .. 1e12) and precision (1 .. 9 significant digits), so both
+  // the fast decimal path and the general parser are compared bit for bit against strtof.
   char buf[32];
   for (int w = 0; w < kWords; ++w) {
     text += "w" + std::to_string(w);
     for (int c = 0; c < kDim; ++c) {
-      std::snprintf(buf, sizeof buf, "%.6f", std::sin(0.37 * w + 0.011 * c) * (1 + w % 7));
+      const double magnitude = std::pow(10.0, (w * 7 + c) % 26 - 13);
+      std::snprintf(buf, sizeof buf, "%.*g", 1 + (w + c * 3) % 9,
+                    std::sin(0.37 * w + 0.011 * c) * magnitude);
       values.emplace_back(buf);
       text += ' ';
       text += buf;
@@ -218,7 +246,8 @@ TEST(WordVectorsTest, LinesSpanningReadBlocksParseExactly) {
     const float* v = wv.Find("w" + std::to_string(w));
     ASSERT_NE(v, nullptr) << w;
     for (int c = 0; c < kDim; ++c) {
-      mismatches += v[c] != std::strtof(values[w * kDim + c].c_str(), nullptr);
+      const float expected = std::strtof(values[w * kDim + c].c_str(), nullptr);
+      mismatches += std::bit_cast<uint32_t>(v[c]) != std::bit_cast<uint32_t>(expected);
     }
   }
   EXPECT_EQ(mismatches, 0);

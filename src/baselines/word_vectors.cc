@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <system_error>
 
@@ -33,6 +35,69 @@ std::vector<std::string_view> SplitFields(std::string_view line) {
     p = end;
   }
   return fields;
+}
+
+// Clinger's fast path for the plain decimals that vector files are made of ("-0.038194",
+// "1e-05"): with a mantissa m <= 2^24 and |e| <= 10, both m and 10^|e| are exact floats, so one
+// IEEE multiplication or division gives the correctly rounded value of m * 10^e, bit-identical to
+// strtof / from_chars. Returns where parsing stopped, or nullptr when the text is not a plain
+// decimal in that range (the caller then takes the general path).
+const char* ParsePlainDecimal(const char* p, const char* end, float* out) {
+  constexpr float kPow10[] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
+  constexpr uint32_t kMaxMantissa = uint32_t{1} << 24;
+  const bool negative = p < end && *p == '-';
+  if (negative) ++p;
+  uint32_t mantissa = 0;
+  int exponent = 0;
+  int digits = 0;
+  for (; p < end && *p >= '0' && *p <= '9'; ++p, ++digits) {
+    mantissa = mantissa * 10 + static_cast<uint32_t>(*p - '0');
+    if (mantissa > kMaxMantissa) return nullptr;
+  }
+  if (p < end && *p == '.') {
+    for (++p; p < end && *p >= '0' && *p <= '9'; ++p, ++digits) {
+      mantissa = mantissa * 10 + static_cast<uint32_t>(*p - '0');
+      if (mantissa > kMaxMantissa) return nullptr;
+      --exponent;
+    }
+  }
+  if (digits == 0) return nullptr;
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    ++p;
+    const bool negative_exponent = p < end && *p == '-';
+    if (p < end && (*p == '-' || *p == '+')) ++p;
+    if (p == end || *p < '0' || *p > '9') return nullptr;
+    int e = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; ++p) {
+      e = e * 10 + (*p - '0');
+      if (e > 100) return nullptr;
+    }
+    exponent += negative_exponent ? -e : e;
+  }
+  if (exponent < -10 || exponent > 10) return nullptr;
+  float value = static_cast<float>(mantissa);
+  value = exponent < 0 ? value / kPow10[-exponent] : value * kPow10[exponent];
+  *out = negative ? -value : value;
+  return p;
+}
+
+// The general path: std::from_chars into float, finite values only. Underflow to a subnormal or
+// zero is accepted (strtof decides it); overflow and NaN/Inf throw make_error(what(...)).
+template <typename What, typename MakeError>
+bool ParseFloatChecked(std::string_view field, float* out, const What& what,
+                       const MakeError& make_error) {
+  // from_chars rejects a leading '+', which other writers (and Python's float()) accept.
+  if (field.size() > 1 && field[0] == '+' && field[1] != '-') field.remove_prefix(1);
+  const auto [ptr, ec] = std::from_chars(field.data(), field.data() + field.size(), *out);
+  if (ec == std::errc::result_out_of_range && ptr == field.data() + field.size()) {
+    const std::string copy(field);
+    *out = std::strtof(copy.c_str(), nullptr);  // +-HUGE_VALF on overflow, tiny on underflow
+    if (!std::isfinite(*out)) throw make_error(what("out of float range"));
+    return true;
+  }
+  if (ec != std::errc() || ptr != field.data() + field.size()) return false;
+  if (!std::isfinite(*out)) throw make_error(what("not finite"));
+  return true;
 }
 
 bool ParseCount(std::string_view s, int64_t* out) {
@@ -95,31 +160,36 @@ WordVectors WordVectors::LoadText(const std::filesystem::path& path) {
     while (true) {
       while (p < line.size() && IsSeparator(line[p])) ++p;
       if (p == line.size()) break;
-      size_t end = p;
-      while (end < line.size() && !IsSeparator(line[end])) ++end;
       if (count < wv.dim_) {
-        std::string_view field = line.substr(p, end - p);
-        // from_chars rejects a leading '+', which other writers (and Python's float()) accept.
-        if (field.size() > 1 && field[0] == '+' && field[1] != '-') field.remove_prefix(1);
-        double value = 0;
-        const auto [ptr, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
-        if (ec == std::errc::result_out_of_range) {
-          throw fail(line_no, "value " + std::to_string(count + 1) + " of word " + Quote(word) +
-                                  " is out of range: " + Quote(field));
+        const char* const begin = line.data() + p;
+        const char* const line_end = line.data() + line.size();
+        const char* const stop = ParsePlainDecimal(begin, line_end, &row[count]);
+        if (stop != nullptr && (stop == line_end || IsSeparator(*stop))) {
+          p = static_cast<size_t>(stop - line.data());
+          ++count;
+          continue;
         }
-        if (ec != std::errc() || ptr != field.data() + field.size()) {
-          throw fail(line_no, "value " + std::to_string(count + 1) + " of word " + Quote(word) +
-                                  " is not a number: " + Quote(field));
+        // Slow path: anything the fast path does not take (long mantissas, big exponents, '+',
+        // and every malformed value, which it diagnoses).
+        size_t end = p;
+        while (end < line.size() && !IsSeparator(line[end])) ++end;
+        const std::string_view field = line.substr(p, end - p);
+        const auto what = [&](const char* problem) {
+          return "value " + std::to_string(count + 1) + " of word " + Quote(word) + " is " +
+                 problem + ": " + Quote(field);
+        };
+        float value = 0;
+        if (!ParseFloatChecked(field, &value, what,
+                               [&](const std::string& m) { return fail(line_no, m); })) {
+          throw fail(line_no, what("not a number"));
         }
-        const float v = static_cast<float>(value);
-        if (!std::isfinite(v)) {
-          throw fail(line_no, "value " + std::to_string(count + 1) + " of word " + Quote(word) +
-                                  " is not finite in float: " + Quote(field));
-        }
-        row[count] = v;
+        row[count] = value;
+        ++count;
+        p = end;
+        continue;
       }
+      while (p < line.size() && !IsSeparator(line[p])) ++p;  // count surplus values
       ++count;
-      p = end;
     }
     if (count != wv.dim_) {
       throw fail(line_no, "word " + Quote(word) + " has " + std::to_string(count) +
@@ -210,7 +280,9 @@ WordVectors WordVectors::LoadText(const std::filesystem::path& path) {
                       " vectors but the file has " + std::to_string(body_rows));
   }
   if (wv.index_.empty()) throw fail(1, "no word vectors after the header");
-  wv.table_.shrink_to_fit();
+  // Give back a badly over-estimated reservation only: shrinking copies the whole table, which
+  // would double the peak memory of a large load for a few percent of slack.
+  if (wv.table_.capacity() > wv.table_.size() / 4 * 5 + 1024) wv.table_.shrink_to_fit();
   return wv;
 }
 
