@@ -1,0 +1,16 @@
+#include "baselines/word_embedder_common.h"
+
+#include "core/error.h"
+
+namespace rwkv_embed::baselines {
+
+void CheckSingleLayerRequest(const EmbedRequest& request, std::string_view embedder_name) {
+  for (const int layer : request.layers) {
+    if (layer != 0) {
+      throw UsageError("embedder '" + std::string(embedder_name) +
+                       "' has only layer 0, got layer " + std::to_string(layer));
+    }
+  }
+}
+
+}  // namespace rwkv_embed::baselines
