@@ -107,7 +107,7 @@ void CheckLabelRange(double label, double lo, double hi, const std::string& wher
 }
 
 void CheckUtf8(std::string_view text, const std::string& where, std::string_view field) {
-  if (const size_t bad = FindInvalidUtf8(text); bad != std::string_view::npos) {
+  if (const size_t bad = data::FindInvalidUtf8(text); bad != text.size()) {
     throw FormatError(where + ": invalid UTF-8 in " + std::string(field) + " at byte " +
                       std::to_string(bad));
   }
@@ -337,7 +337,7 @@ void ReadDelimited(std::string_view text, const std::filesystem::path& path,
 }
 
 SentencePair PairFromJson(std::string_view line, const PairFileOptions& o, const std::string& where,
-                          int64_t line_number, bool* has_label) {
+                          int64_t line_number, std::optional<bool>* labelled) {
   CheckUtf8(line, where, "line");
   nlohmann::json j;
   try {
@@ -361,14 +361,17 @@ SentencePair PairFromJson(std::string_view line, const PairFileOptions& o, const
     p.id = LineId(line_number);
   }
   const auto label = j.find(o.label_column);
+  // The first well-formed row decides whether the file is labelled (only with allow_unlabelled);
+  // every later row must agree.
+  if (!labelled->has_value()) *labelled = label != j.end() || !o.read.allow_unlabelled;
   if (label == j.end()) {
-    if (!*has_label) {
+    if (!**labelled) {
       p.label = kNaN;
       return p;
     }
     throw DataError(where + ": no key '" + o.label_column + "'");
   }
-  if (!*has_label) throw DataError(where + ": '" + o.label_column + "' present in some rows only");
+  if (!**labelled) throw DataError(where + ": '" + o.label_column + "' present in some rows only");
   if (!label->is_number()) throw DataError(where + ": '" + o.label_column + "' is not a number");
   p.label = label->get<double>();
   if (!std::isfinite(p.label)) throw DataError(where + ": '" + o.label_column + "' is not finite");
@@ -380,22 +383,13 @@ SentencePair PairFromJson(std::string_view line, const PairFileOptions& o, const
 void ReadJsonl(std::string_view text, const std::filesystem::path& path, const PairFileOptions& o,
                PairDataset& d) {
   const auto lines = SplitLines(text);
-  // Labelled unless allow_unlabelled and the first row lacks the label key; then all must lack it.
-  bool has_label = true;
-  if (o.read.allow_unlabelled && !lines.empty()) {
-    try {
-      const auto j = nlohmann::json::parse(lines[0]);
-      has_label = !(j.is_object() && !j.contains(o.label_column));
-    } catch (const nlohmann::json::parse_error&) {
-      // reported with its line below
-    }
-  }
-  d.has_labels = has_label;
+  std::optional<bool> labelled;
   for (size_t i = 0; i < lines.size(); ++i) {
     const int64_t line = static_cast<int64_t>(i) + 1;
     const std::string where = Where(path, line);
-    ParseRowOrSkip(d, o.read, [&] { return PairFromJson(lines[i], o, where, line, &has_label); });
+    ParseRowOrSkip(d, o.read, [&] { return PairFromJson(lines[i], o, where, line, &labelled); });
   }
+  d.has_labels = labelled.value_or(true);
 }
 
 }  // namespace

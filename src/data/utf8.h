@@ -1,14 +1,16 @@
-// A strict UTF-8 validator for dataset text (data-local; if core grows one, this should go).
+// A strict UTF-8 validator for dataset text. Data-local on purpose: main has since gained
+// src/core/utf8.h with the same contract (rwkv_embed::FindInvalidUtf8, text.size() when valid);
+// this copy lives in rwkv_embed::data so the two cannot clash, and deduping is a rename.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
-namespace rwkv_embed {
+namespace rwkv_embed::data {
 
-// Byte offset of the first byte that does not start a well-formed UTF-8 sequence, or
-// std::string_view::npos when `text` is valid. Well-formed per Unicode 15 Table 3-7: no overlong
+// Byte offset of the first byte that does not start a well-formed UTF-8 sequence, or text.size()
+// when `text` is valid. Well-formed per Unicode 15 Table 3-7: no overlong
 // forms (C0, C1, E0 80..9F, F0 80..8F), no surrogates (ED A0..BF), nothing above U+10FFFF
 // (F4 90.., F5..FF), no truncated sequences.
 inline size_t FindInvalidUtf8(std::string_view text) {
@@ -43,7 +45,7 @@ inline size_t FindInvalidUtf8(std::string_view text) {
     }
     i += len;
   }
-  return std::string_view::npos;
+  return n;
 }
 
-}  // namespace rwkv_embed
+}  // namespace rwkv_embed::data
