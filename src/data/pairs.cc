@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 #include "core/random.h"
-#include "data/utf8.h"
+#include "core/utf8.h"
 
 namespace rwkv_embed {
 namespace {
@@ -107,7 +107,7 @@ void CheckLabelRange(double label, double lo, double hi, const std::string& wher
 }
 
 void CheckUtf8(std::string_view text, const std::string& where, std::string_view field) {
-  if (const size_t bad = data::FindInvalidUtf8(text); bad != text.size()) {
+  if (const size_t bad = FindInvalidUtf8(text); bad != text.size()) {
     throw FormatError(where + ": invalid UTF-8 in " + std::string(field) + " at byte " +
                       std::to_string(bad));
   }
