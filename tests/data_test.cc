@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "data/pairs.h"
-#include "data/utf8.h"
+#include "core/utf8.h"
 #include "test_util.h"
 
 namespace rwkv_embed {
@@ -489,19 +489,19 @@ TEST(MalformedTest, GenericColumnCountAndUtf8) {
   EXPECT_EQ(d.skipped_rows, 3);
 }
 
-bool IsAllValid(std::string_view s) { return data::FindInvalidUtf8(s) == s.size(); }
+bool IsAllValid(std::string_view s) { return FindInvalidUtf8(s) == s.size(); }
 
 TEST(Utf8Test, AcceptsWellFormedAndFindsFirstBadByte) {
   EXPECT_TRUE(IsAllValid(""));
   EXPECT_TRUE(IsAllValid("plain ascii"));
   EXPECT_TRUE(IsAllValid("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF"));
-  EXPECT_EQ(data::FindInvalidUtf8("ab\x80"), 2u);            // stray continuation byte
-  EXPECT_EQ(data::FindInvalidUtf8("a\xC0\xAF"), 1u);         // overlong '/'
-  EXPECT_EQ(data::FindInvalidUtf8("\xE0\x80\xAF"), 0u);      // overlong 3-byte
-  EXPECT_EQ(data::FindInvalidUtf8("x\xED\xA0\x80"), 1u);     // surrogate U+D800
-  EXPECT_EQ(data::FindInvalidUtf8("\xF4\x90\x80\x80"), 0u);  // above U+10FFFF
-  EXPECT_EQ(data::FindInvalidUtf8("ok\xE2\x82"), 2u);        // truncated
-  EXPECT_EQ(data::FindInvalidUtf8("\xF0\x9F\x98("), 0u);     // bad continuation
+  EXPECT_EQ(FindInvalidUtf8("ab\x80"), 2u);            // stray continuation byte
+  EXPECT_EQ(FindInvalidUtf8("a\xC0\xAF"), 1u);         // overlong '/'
+  EXPECT_EQ(FindInvalidUtf8("\xE0\x80\xAF"), 0u);      // overlong 3-byte
+  EXPECT_EQ(FindInvalidUtf8("x\xED\xA0\x80"), 1u);     // surrogate U+D800
+  EXPECT_EQ(FindInvalidUtf8("\xF4\x90\x80\x80"), 0u);  // above U+10FFFF
+  EXPECT_EQ(FindInvalidUtf8("ok\xE2\x82"), 2u);        // truncated
+  EXPECT_EQ(FindInvalidUtf8("\xF0\x9F\x98("), 0u);     // bad continuation
 }
 
 }  // namespace
