@@ -121,37 +121,46 @@ int RunTokenize(const TokenizeOptions& opts) {
   std::string_view line;
   size_t line_no = 0, texts = 0, tokens = 0, bytes = 0;
   std::string text;
-  while (reader.Next(line)) {
-    ++line_no;
-    const std::string where = "standard input line " + std::to_string(line_no);
-    std::string_view input;
-    if (opts.jsonl) {
-      if (IsBlank(line)) continue;  // blank lines between records carry no text
-      ValidateUtf8(line, where);
-      nlohmann::json record;
-      try {
-        record = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
-        throw FormatError(where + ": invalid JSON: " + e.what());
+  try {
+    while (reader.Next(line)) {
+      ++line_no;
+      // Built only for error messages: a per-line string would cost more than tokenizing the line.
+      auto where = [line_no] { return "standard input line " + std::to_string(line_no); };
+      std::string_view input;
+      if (opts.jsonl) {
+        if (IsBlank(line)) continue;  // blank lines between records carry no text
+        if (!IsValidUtf8(line)) ValidateUtf8(line, where());
+        nlohmann::json record;
+        try {
+          record = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::parse_error& e) {
+          throw FormatError(where() + ": invalid JSON: " + e.what());
+        }
+        const auto it = record.is_object() ? record.find("text") : record.end();
+        if (it == record.end() || !it->is_string()) {
+          throw DataError(where() + ": expected a JSON object with a string field \"text\"");
+        }
+        text = it->get<std::string>();
+        // nlohmann rejects lone surrogate escapes, so this cannot fail today; it guards the
+        // contract.
+        if (!IsValidUtf8(text)) ValidateUtf8(text, where());
+        input = text;
+      } else {
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (!IsValidUtf8(line)) ValidateUtf8(line, where());
+        input = line;
       }
-      const auto it = record.is_object() ? record.find("text") : record.end();
-      if (it == record.end() || !it->is_string()) {
-        throw DataError(where + ": expected a JSON object with a string field \"text\"");
-      }
-      text = it->get<std::string>();
-      ValidateUtf8(text, where);  // JSON escapes cannot make it ill-formed, but check anyway
-      input = text;
-    } else {
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      ValidateUtf8(line, where);
-      input = line;
+      ids.clear();
+      tok.EncodeAppend(input, ids);
+      writer.Write(ids);
+      ++texts;
+      tokens += ids.size();
+      bytes += input.size();
     }
-    ids.clear();
-    tok.EncodeAppend(input, ids);
-    writer.Write(ids);
-    ++texts;
-    tokens += ids.size();
-    bytes += input.size();
+  } catch (const Error&) {
+    // Every text before the failing line has its output line, whatever the buffer held.
+    writer.Flush();
+    throw;
   }
   writer.Finish();
 
@@ -175,8 +184,10 @@ Command RegisterTokenize(CLI::App& app) {
       "tokenize",
       "Tokenize standard input with the RWKV World tokenizer; writes one {\"ids\":[...]} line per "
       "text to standard output (no BOS/EOS added)");
-  sub->add_option("--vocab", opts->vocab, "vocabulary file (rwkv_vocab_v20230424.txt)");
-  sub->add_option("--model", opts->model, "model folder holding rwkv_vocab_v20230424.txt");
+  sub->add_option("--vocab", opts->vocab, "vocabulary file (rwkv_vocab_v20230424.txt)")
+      ->type_name("FILE");
+  sub->add_option("--model", opts->model, "model folder holding rwkv_vocab_v20230424.txt")
+      ->type_name("DIR");
   sub->add_flag("--jsonl", opts->jsonl,
                 "read JSON Lines with a \"text\" field instead of one text per line");
   sub->add_flag("--stats", opts->stats,
