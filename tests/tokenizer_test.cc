@@ -1,5 +1,6 @@
 // WorldTokenizer: exact ids on the 23,504 golden texts, round trips, edge cases, the escape forms
 // of the vocabulary format, and every malformed-vocabulary error naming its line.
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -108,6 +109,24 @@ TEST_F(WorldVocabTest, EdgeCases) {
   EXPECT_EQ(tok_->Encode(std::string(129, ' ')), (std::vector<int32_t>{65529, 33}));
   // From the golden file: "Hello world!".
   EXPECT_EQ(tok_->Encode("Hello world!"), (std::vector<int32_t>{33155, 40213, 34}));
+}
+
+TEST_F(WorldVocabTest, NeverReadsPastTheText) {
+  // Every suffix of a text with long tokens (128 spaces, 80 '#'), taken from an exactly-sized heap
+  // buffer: the 8-byte loads near the end must stay inside it (checked by the ASan build), and a
+  // view must tokenize like the same bytes in a std::string.
+  const std::string text =
+      "Hello world! " + std::string(130, ' ') + std::string(81, '#') + " x\xE2\x80";
+  for (size_t start = 0; start < text.size(); ++start) {
+    const size_t n = text.size() - start;
+    const auto buffer = std::make_unique<char[]>(n);
+    std::memcpy(buffer.get(), text.data() + start, n);
+    const std::vector<int32_t> ids = tok_->Encode(std::string_view(buffer.get(), n));
+    EXPECT_EQ(ids, tok_->Encode(text.substr(start))) << "suffix at " << start;
+    EXPECT_EQ(tok_->Decode(ids), text.substr(start));
+  }
+  // The 80-'#' token (id 65527) is used, then the leftover '#'.
+  EXPECT_EQ(tok_->Encode(std::string(81, '#')).front(), 65527);
 }
 
 TEST_F(WorldVocabTest, EncodeAppendKeepsExistingIds) {
