@@ -1,0 +1,147 @@
+// rwkv-embed bench: throughput, latency, memory and GFLOP/s of the embedding forward pass, as a
+// Markdown table and/or JSON in the manner of `llama-bench -o md|json`.
+#include <charconv>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "bench/bench.h"
+#include "commands.h"
+#include "common.h"
+#include "core/error.h"
+
+namespace rwkv_embed::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model, vocab, data_dir, threads, lengths = "32,128,512,2048", precision = "bf16",
+                                               format = "md", output, gemm_shape = "512,4096,2048";
+  int64_t batch_tokens = 4096, pairs = 0, latency_pairs = 50;
+  int repetitions = 3;
+  uint64_t seed = 0;
+  bool progress = false;
+};
+
+// "1,2,4" -> {1, 2, 4}; every item a positive integer (zero allowed where allow_zero).
+std::vector<int64_t> ParseIntList(const std::string& text, const std::string& option,
+                                  bool allow_zero = false) {
+  std::vector<int64_t> values;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    int64_t v = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc() || end != item.data() + item.size() ||
+        v < (allow_zero ? 0 : 1)) {
+      throw UsageError(option + ": '" + item + "' in '" + text + "' is not a " +
+                       (allow_zero ? "non-negative" : "positive") + " integer");
+    }
+    values.push_back(v);
+    start = comma + 1;
+  }
+  return values;
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw IoError("cannot write " + path);
+  out << text;
+  if (!out) throw IoError("error writing " + path);
+}
+
+int RunBench(const BenchArgs& a) {
+  if (a.format != "md" && a.format != "json" && a.format != "both") {
+    throw UsageError("-o must be md, json or both");
+  }
+  if (a.precision != "f32" && a.precision != "bf16") {
+    throw UsageError("--precision must be f32 or bf16");
+  }
+  bench::BenchOptions o;
+  o.model_dir = a.model;
+  o.vocab = a.vocab;
+  o.data_dir = a.data_dir;
+  if (!a.threads.empty()) {
+    for (int64_t t : ParseIntList(a.threads, "--threads")) {
+      if (t > 4096) throw UsageError("--threads: " + std::to_string(t) + " is more than 4096");
+      o.threads.push_back(static_cast<int>(t));
+    }
+  }
+  o.lengths = ParseIntList(a.lengths, "--lengths");
+  const auto gemm = ParseIntList(a.gemm_shape, "--gemm-shape", /*allow_zero=*/true);
+  if (gemm.size() != 3) throw UsageError("--gemm-shape must be M,N,K (M = 0 skips)");
+  o.gemm_m = gemm[0];
+  o.gemm_n = gemm[1];
+  o.gemm_k = gemm[2];
+  o.batch_tokens = a.batch_tokens;
+  o.precision =
+      a.precision == "bf16" ? kernels::MatMulPrecision::kBF16 : kernels::MatMulPrecision::kF32;
+  o.repetitions = a.repetitions;
+  o.pairs = a.pairs;
+  o.latency_pairs = a.latency_pairs;
+  o.seed = a.seed;
+  if (ProgressWanted(a.progress))
+    o.log = [](const std::string& line) { std::cerr << line << "\n"; };
+
+  const bench::BenchReport report = bench::RunBench(o);
+  const std::string md = bench::ToMarkdown(report);
+  const std::string json = bench::ToJson(report).dump(2) + "\n";
+  if (a.output.empty()) {
+    if (a.format != "json") std::cout << md;
+    if (a.format == "both") std::cout << "\n";
+    if (a.format != "md") std::cout << json;
+  } else if (a.format == "both") {
+    // OUT (any .md/.json extension dropped) -> OUT.md and OUT.json.
+    std::string stem = a.output;
+    for (const char* ext : {".md", ".json"}) {
+      if (stem.ends_with(ext)) stem.resize(stem.size() - std::string(ext).size());
+    }
+    WriteText(stem + ".md", md);
+    WriteText(stem + ".json", json);
+  } else {
+    WriteText(a.output, a.format == "md" ? md : json);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command RegisterBench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* sub = app.add_subcommand(
+      "bench", "Benchmark the embedding forward pass (tokens/s, latency, RSS, GFLOP/s vs peak)");
+  sub->add_option("--model", a->model, "model folder (config.json, model.safetensors)")->required();
+  sub->add_option("--vocab", a->vocab, "vocabulary file (default: MODEL/rwkv_vocab_v20230424.txt)");
+  sub->add_option("--data-dir", a->data_dir,
+                  "folder holding mrpc/dev.tsv for the sentence tests (omitted: skipped)");
+  sub->add_option("--threads", a->threads, "comma-separated thread counts (default: all cores)");
+  sub->add_option("--lengths", a->lengths, "fixed sequence lengths (random token ids)")
+      ->capture_default_str();
+  sub->add_option("--batch-tokens", a->batch_tokens,
+                  "token budget of a packed batch (pp<L>x<B> rows and mrpc-dev)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--precision", a->precision, "matmul precision: f32 | bf16")
+      ->capture_default_str();
+  sub->add_option("--repetitions,-r", a->repetitions, "timed runs per test")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  sub->add_option("--pairs", a->pairs, "MRPC dev pairs in mrpc-dev (0: all 408)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--latency-pairs", a->latency_pairs,
+                  "MRPC dev pairs embedded one at a time for p50/p99 latency (0: none)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--gemm-shape", a->gemm_shape,
+                  "M,N,K of the GEMM-peak measurement (BF16 W[N,K]); M = 0 skips it")
+      ->capture_default_str();
+  sub->add_option("--seed", a->seed, "seed of the random token ids")->capture_default_str();
+  sub->add_option("-o", a->format, "output format: md | json | both")->capture_default_str();
+  sub->add_option("--output", a->output,
+                  "output file (default: stdout); with -o both, OUT.md and OUT.json");
+  sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");
+  return {sub, [a] { return RunBench(*a); }};
+}
+
+}  // namespace rwkv_embed::cli
