@@ -7,7 +7,10 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "bench/flops.h"
@@ -99,6 +102,30 @@ GemmPeak MeasureGemmPeak(const BenchOptions& o, int threads, MatMulPrecision pre
   return peak;
 }
 
+// Bytes of the checkpoint's files, found as TensorStore::Open finds them in a folder:
+// model.safetensors, else the shards named by model.safetensors.index.json's weight_map.
+int64_t CheckpointFileBytes(const std::filesystem::path& dir) {
+  const auto single = dir / "model.safetensors";
+  if (std::filesystem::exists(single))
+    return static_cast<int64_t>(std::filesystem::file_size(single));
+  const auto index_path = dir / "model.safetensors.index.json";
+  std::ifstream in(index_path);
+  if (!in) throw IoError("cannot open " + index_path.string());
+  const auto index = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
+    throw FormatError(index_path.string() + ": no 'weight_map' object");
+  }
+  std::set<std::string> shards;
+  for (const auto& [name, file] : index["weight_map"].items()) {
+    if (!file.is_string())
+      throw FormatError(index_path.string() + ": weight_map['" + name + "'] is not a file name");
+    shards.insert(file.get<std::string>());
+  }
+  int64_t total = 0;
+  for (const auto& f : shards) total += static_cast<int64_t>(std::filesystem::file_size(dir / f));
+  return total;
+}
+
 std::string UtcTimestamp() {
   const std::time_t now = std::time(nullptr);
   std::tm tm{};
@@ -159,6 +186,7 @@ BenchReport RunBench(const BenchOptions& o) {
   rep.model_dir = o.model_dir.string();
   rep.model_description = model.weights().Describe();
   rep.weight_bytes = static_cast<int64_t>(model.weights().checkpoint_bytes());
+  rep.weight_file_bytes = CheckpointFileBytes(o.model_dir);
   rep.projection_params = ProjectionParams(c);
   rep.flops_per_token = ForwardFlops(c, 1);
   rep.hidden_size = c.hidden_size;
@@ -311,6 +339,7 @@ nlohmann::json ToJson(const BenchReport& r) {
   j["model"] = {{"dir", r.model_dir},
                 {"description", r.model_description},
                 {"weight_bytes", r.weight_bytes},
+                {"weight_file_bytes", r.weight_file_bytes},
                 {"projection_params", r.projection_params},
                 {"flops_per_token", r.flops_per_token},
                 {"hidden_size", r.hidden_size},
@@ -323,8 +352,8 @@ nlohmann::json ToJson(const BenchReport& r) {
   j["load_seconds"] = r.load_s;
   j["first_forward_seconds"] = r.first_forward_s;
   j["peak_rss_bytes"] = r.peak_rss_bytes;
-  j["peak_rss_over_weight_bytes"] =
-      r.weight_bytes > 0 ? static_cast<double>(r.peak_rss_bytes) / r.weight_bytes : 0.0;
+  j["peak_rss_over_weight_file_bytes"] =
+      r.weight_file_bytes > 0 ? static_cast<double>(r.peak_rss_bytes) / r.weight_file_bytes : 0.0;
   j["gemm_peak"] = json::array();
   for (const GemmPeak& p : r.gemm_peaks) {
     j["gemm_peak"].push_back({{"threads", p.threads},
@@ -386,10 +415,12 @@ std::string ToMarkdown(const BenchReport& r) {
   md << "rwkv-embed " << r.version << " bench, " << r.timestamp << ", " << r.cpu << " (" << r.cores
      << " cores)\n\n";
   md << "model: " << r.model_description << "\n\n";
-  md << "- weights " << Fixed(r.weight_bytes / gib, 2) << " GiB; peak RSS "
-     << Fixed(r.peak_rss_bytes / gib, 2) << " GiB ("
-     << Fixed(r.weight_bytes > 0 ? static_cast<double>(r.peak_rss_bytes) / r.weight_bytes : 0, 3)
-     << "x weights)\n";
+  md << "- weight files " << Fixed(r.weight_file_bytes / gib, 3) << " GiB; peak RSS "
+     << Fixed(r.peak_rss_bytes / gib, 3) << " GiB ("
+     << Fixed(r.weight_file_bytes > 0 ? static_cast<double>(r.peak_rss_bytes) / r.weight_file_bytes
+                                      : 0,
+              3)
+     << "x weight files)\n";
   md << "- load " << Fixed(r.load_s, 3) << " s; first forward (warm-up, page faults) "
      << Fixed(r.first_forward_s, 3) << " s\n";
   md << "- " << Fixed(r.flops_per_token * 1e-9, 3) << " GFLOP/token (2 x " << r.projection_params

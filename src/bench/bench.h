@@ -75,7 +75,8 @@ struct BenchReport {
   std::string timestamp;  // UTC, ISO 8601
   // Model.
   std::string model_dir, model_description;
-  int64_t weight_bytes = 0;       // checkpoint files
+  int64_t weight_bytes = 0;       // tensor data in the checkpoint
+  int64_t weight_file_bytes = 0;  // its safetensors file(s): what peak RSS is compared with
   int64_t projection_params = 0;  // the FLOP basis (ProjectionParams)
   double flops_per_token = 0;     // ForwardFlops(1)
   int64_t hidden_size = 0, num_layers = 0, vocab_size = 0;
