@@ -44,7 +44,7 @@ constexpr Shape kShapes[] = {{"att_2048x2048", 2048, 2048},     {"ffn_key_7168x2
                              {"maa_w2_2048x32", 2048, 32},      {"decay_w1_64x2048", 64, 2048},
                              {"decay_w2_2048x64", 2048, 64},    {"tiny_64x64", 64, 64},
                              {"tiny_128x128", 128, 128}};
-constexpr int64_t kMs[] = {32, 128, 512, 2048};
+constexpr int64_t kMs[] = {16, 32, 128, 512, 2048};
 constexpr int64_t kMaxM = 2048;
 
 // Random operands per shape, made once: BF16 weights as a checkpoint stores them, and (only for

@@ -236,11 +236,123 @@ void RunDotGemm(const float* x, int64_t m, const WeightMatrix& w, float* y, int6
   }
 }
 
+// ---- Panel path for FP32 math (m >= kPanelMinM) ------------------------------------------------
+// The dot-product tiles above reuse each loaded vector only 4-6 times, so for large m they are
+// bound by L2 bandwidth, not by the FMA units. This is the GotoBLAS/BLIS outer-product scheme
+// instead: a 32-column panel of W^T for one k block is widened/transposed into a per-thread
+// buffer Bp[kc][32] (32 KiB, L1-resident; a scratch of 32 rows, never a copy of W), and a 12 x 32
+// micro-tile does, per k, 2 vector loads + 12 broadcasts of x for 24 FMAs.
+constexpr int kPanelMR = 12;
+constexpr int64_t kPanelMinM = 8;  // below this the W transposes cost more than they save
+constexpr int64_t kPanelKc = 256, kPanelMc = 40 * kPanelMR;
+
+// bp[p * 32 + c] = W[c, p] for p < kl (rounded up to 16), c < 32; rows c >= valid are zero.
+template <typename WType>
+RWKV_TARGET_AVX512 void PackPanel(const WType* w, int64_t ldw, int valid, int64_t kl, float* bp) {
+  for (int64_t p = 0; p < kl; p += 16) {
+    const int64_t cnt = std::min<int64_t>(16, kl - p);
+    const __mmask16 mask = static_cast<__mmask16>((1u << cnt) - 1);
+    for (int h = 0; h < 2; ++h) {
+      __m512 v[16];
+      for (int r = 0; r < 16; ++r) {
+        const int c = 16 * h + r;
+        if (c >= valid) {
+          v[r] = _mm512_setzero_ps();
+        } else if constexpr (sizeof(WType) == 2) {
+          const __m256i b = _mm256_maskz_loadu_epi16(mask, w + c * ldw + p);
+          v[r] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16));
+        } else {
+          v[r] = _mm512_maskz_loadu_ps(mask, w + c * ldw + p);
+        }
+      }
+      Transpose16x16(v);
+      for (int q = 0; q < 16; ++q) _mm512_store_ps(bp + (p + q) * 32 + 16 * h, v[q]);
+    }
+  }
+}
+
+template <int MR>
+RWKV_TARGET_AVX512 void PanelMicro(const float* x, int64_t ldx, const float* bp, int64_t kl,
+                                   float* y, int64_t ldy, __mmask16 m0, __mmask16 m1,
+                                   bool accumulate) {
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < kl; ++p) {
+    const __m512 b0 = _mm512_load_ps(bp + p * 32);
+    const __m512 b1 = _mm512_load_ps(bp + p * 32 + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_set1_ps(x[i * ldx + p]);
+      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    if (accumulate) {
+      c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, y + i * ldy));
+      c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, y + i * ldy + 16));
+    }
+    _mm512_mask_storeu_ps(y + i * ldy, m0, c0[i]);
+    _mm512_mask_storeu_ps(y + i * ldy + 16, m1, c1[i]);
+  }
+}
+
+using PanelMicroFn = void (*)(const float* x, int64_t ldx, const float* bp, int64_t kl, float* y,
+                              int64_t ldy, __mmask16 m0, __mmask16 m1, bool accumulate);
+
+template <size_t... I>
+constexpr std::array<PanelMicroFn, sizeof...(I)> MakePanelTable(std::index_sequence<I...> /*s*/) {
+  return {&PanelMicro<static_cast<int>(I) + 1>...};
+}
+
+template <typename WType>
+void RunPanelGemm(const float* x, int64_t m, const WeightMatrix& w, float* y, int64_t ldy) {
+  static constexpr auto kTable = MakePanelTable(std::make_index_sequence<kPanelMR>());
+  const int64_t n = w.rows, k = w.cols;
+  const auto* wp = static_cast<const WType*>(w.data);
+  const int64_t n_panels = (n + 31) / 32;
+#pragma omp parallel if (m * n * k >= kMinParallelMacs)
+  {
+    AlignedVector<float> bp(static_cast<size_t>((kPanelKc + 15) / 16 * 16 * 32));
+    for (int64_t mb = 0; mb < m; mb += kPanelMc) {
+      const int64_t rows = std::min(kPanelMc, m - mb);
+      for (int64_t kb = 0; kb < k; kb += kPanelKc) {
+        const int64_t kl = std::min(kPanelKc, k - kb);
+        // Same static split for every (m, k) block: each thread owns its columns of y.
+#pragma omp for schedule(static) nowait
+        for (int64_t jp = 0; jp < n_panels; ++jp) {
+          const int64_t j0 = jp * 32;
+          const int valid = static_cast<int>(std::min<int64_t>(32, n - j0));
+          PackPanel(wp + j0 * k + kb, k, valid, kl, bp.data());
+          const __mmask16 m0 = static_cast<__mmask16>(valid >= 16 ? 0xffff : (1u << valid) - 1);
+          const __mmask16 m1 = static_cast<__mmask16>(valid >= 32  ? 0xffff
+                                                      : valid > 16 ? (1u << (valid - 16)) - 1
+                                                                   : 0);
+          for (int64_t i0 = 0; i0 < rows; i0 += kPanelMR) {
+            const int mr = static_cast<int>(std::min<int64_t>(kPanelMR, rows - i0));
+            kTable[mr - 1](x + (mb + i0) * k + kb, k, bp.data(), kl, y + (mb + i0) * ldy + j0, ldy,
+                           m0, m1, kb > 0);
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void GemmAvx512F32(const float* x, int64_t m, const WeightMatrix& w, float* y, int64_t ldy) {
   assert(DetectCpuFeatures().avx512);
-  if (w.dtype == DType::kBF16) {
+  if (m >= kPanelMinM) {
+    if (w.dtype == DType::kBF16) {
+      RunPanelGemm<uint16_t>(x, m, w, y, ldy);
+    } else {
+      RunPanelGemm<float>(x, m, w, y, ldy);
+    }
+  } else if (w.dtype == DType::kBF16) {
     RunDotGemm<F32Bf16WKernel>(x, m, w, y, ldy);
   } else {
     RunDotGemm<F32Kernel>(x, m, w, y, ldy);
