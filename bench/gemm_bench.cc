@@ -205,7 +205,10 @@ __attribute__((target("amx-tile,amx-bf16"))) float AmxPeakKernel() {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
-  _tile_loadconfig(&cfg);
+  // Not _tile_loadconfig(): GCC 12 declares its asm operand as an 8-byte object, so the optimizer
+  // may drop the stores to the rest of the 64-byte config (then tilezero raises #UD). Naming the
+  // whole struct as the memory operand keeps them.
+  __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
   alignas(64) static thread_local uint16_t ab[16 * 32];
   for (auto& v : ab) v = 0x3c00;
   _tile_loadd(4, ab, 64);

@@ -105,7 +105,10 @@ RWKV_TARGET_AMX void ConfigureTiles() {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
-  _tile_loadconfig(&cfg);
+  // Not _tile_loadconfig(): GCC 12 declares its asm operand as an 8-byte object, so the optimizer
+  // may drop the stores to the rest of the 64-byte config (then tilezero raises #UD). Naming the
+  // whole struct as the memory operand keeps them.
+  __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
 }
 
 RWKV_TARGET_AMX void ReleaseTiles() { _tile_release(); }
