@@ -166,8 +166,9 @@ TEST(GemmTest, EveryPathMatchesDoubleReferenceOnOddShapes) {
 }
 
 TEST(GemmTest, ThreadCountDoesNotChangeResults) {
-  // Threads split n; each output is computed by the same instruction sequence either way.
-  const Problem p(70, 96, 512, 99);
+  // Threads split n; each output is computed by the same instruction sequence either way. The
+  // problem is big enough (15M multiply-adds) for every path to go parallel.
+  const Problem p(70, 208, 1024, 99);
   for (const Variant& v : AllVariants()) {
     if (!GemmPathAvailable(v.path)) continue;
     std::vector<float> y1(p.m * p.n), y2(p.m * p.n);

@@ -116,29 +116,32 @@ RWKV_TARGET_AMX void ReleaseTiles() { _tile_release(); }
 // The tile part: rows [0, n16) of W (n16 a multiple of 16), k a multiple of 32.
 void AmxTiles(const float* x, int64_t m, const uint16_t* w, int64_t n16, int64_t k, float* y,
               int64_t ldy) {
-  // m block: its packed BF16 copy (mc * k * 2 bytes) should stay in L2 while every n tile of
-  // both threads streams past it.
+  // m block: its packed BF16 slice (mc * k * 2 bytes) should stay in L2 while the n pairs stream
+  // past it. x is packed whole, once (m * k * 2 bytes: half the size of x itself), so the only
+  // barrier is the one after packing; n pairs are handed out dynamically, so a thread that the
+  // OS deschedules (a shared machine) does not hold the other one up at a static split.
   const int64_t mc = std::clamp<int64_t>((int64_t{1} << 20) / (2 * k) / 32 * 32, 32, 512);
-  const int64_t mb_rows = std::min<int64_t>(mc, (m + 15) / 16 * 16);
-  AlignedVector<uint32_t> xp(static_cast<size_t>(mb_rows * k / 2));
+  const int64_t m_tiles_all = (m + 15) / 16;
+  AlignedVector<uint32_t> xp(static_cast<size_t>(m_tiles_all * 16 * k / 2));
   const int64_t n_pairs = (n16 / 16 + 1) / 2;
-#pragma omp parallel if (m * n16 * k >= kMinParallelMacs)
+#pragma omp parallel if (m * n16 * k >= kMinParallelMacsAmx)
   {
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t t = 0; t < m_tiles_all; ++t) {
+      const int valid = static_cast<int>(std::min<int64_t>(16, m - 16 * t));
+      PackVnniTile(x + 16 * t * k, k, valid, xp.data() + t * 16 * k / 2);
+    }
     ConfigureTiles();
     for (int64_t mb = 0; mb < m; mb += mc) {
       const int64_t rows = std::min(mc, m - mb);
       const int64_t m_tiles = (rows + 15) / 16;
-#pragma omp for schedule(static)
-      for (int64_t t = 0; t < m_tiles; ++t) {
-        const int valid = static_cast<int>(std::min<int64_t>(16, rows - 16 * t));
-        PackVnniTile(x + (mb + 16 * t) * k, k, valid, xp.data() + t * 16 * k / 2);
-      }
-#pragma omp for schedule(static)
+      const uint32_t* xb = xp.data() + mb / 16 * 16 * k / 2;
+#pragma omp for schedule(dynamic, 1) nowait
       for (int64_t np = 0; np < n_pairs; ++np) {
         const int64_t n0 = np * 32;
         const bool two_n = n0 + 32 <= n16;
         for (int64_t t = 0; t < m_tiles; t += 2) {
-          const uint32_t* xt = xp.data() + t * 16 * k / 2;
+          const uint32_t* xt = xb + t * 16 * k / 2;
           float* yt = y + (mb + 16 * t) * ldy + n0;
           const int v0 = static_cast<int>(std::min<int64_t>(16, rows - 16 * t));
           if (t + 1 < m_tiles) {
@@ -154,7 +157,7 @@ void AmxTiles(const float* x, int64_t m, const uint16_t* w, int64_t n16, int64_t
             AmxBlock<1, 1>(xt, w + n0 * k, k, yt, ldy, v0, 0);
           }
         }
-      }  // implicit barrier: the next m block repacks xp
+      }
     }
     ReleaseTiles();
   }

@@ -26,7 +26,10 @@ void GemmAvx512Bf16(const float* x, int64_t m, const WeightMatrix& w, float* y, 
 void GemmAmxBf16(const float* x, int64_t m, const WeightMatrix& w, float* y, int64_t ldy);
 
 // Problems smaller than this many multiply-adds run on one thread: waking the OpenMP team
-// costs more than it saves.
-inline constexpr int64_t kMinParallelMacs = int64_t{1} << 18;
+// (microseconds when idle, milliseconds on a loaded machine) costs more than it saves. Chosen as
+// roughly 30-50 us of single-thread work at each path's measured speed (~130 GFLOP/s FP32,
+// ~600 GFLOP/s AMX).
+inline constexpr int64_t kMinParallelMacs = int64_t{1} << 21;
+inline constexpr int64_t kMinParallelMacsAmx = int64_t{1} << 23;
 
 }  // namespace rwkv_embed::kernels::internal
