@@ -21,7 +21,8 @@ struct WeightMatrix {
 //  kF32:  weights widened to FP32, FP32 multiply-accumulate. Matches an FP32 reference.
 //  kBF16: activations rounded to BF16, BF16 x BF16 products accumulated in FP32 (AVX512-BF16 /
 //         AMX where present). Faster; error vs kF32 is bounded by BF16 rounding of x (~2^-9 rel).
-//         With F32 weights there is nothing to gain, so kBF16 computes exactly as kF32.
+//         kBF16 is a permission, not a promise: with F32 weights, or without AMX (where FP32 FMA
+//         measured faster), MatMulT computes exactly as kF32.
 enum class MatMulPrecision { kF32, kBF16 };
 
 // y[m, n] = x[m, k] . W[n, k]^T   (torch.nn.functional.linear without bias).
@@ -35,7 +36,8 @@ void MatMulT(const float* x, int64_t m, const WeightMatrix& w, float* y,
 //  kPortable:   plain C++ (auto-vectorized) for any CPU; kBF16 rounds x to BF16 first.
 //  kAvx512F32:  AVX-512F FMA dot-product tiles; BF16 weights widened in registers. Always FP32
 //               arithmetic, whatever the requested precision.
-//  kAvx512Bf16: AVX512-BF16 `vdpbf16ps` dot-product tiles. BF16 weights only.
+//  kAvx512Bf16: AVX512-BF16 `vdpbf16ps` dot-product tiles. BF16 weights only. Never chosen by
+//               MatMulT (measured slower than kAvx512F32); finishes the rows AMX tiles leave.
 //  kAmxBf16:    AMX `tdpbf16ps` tiles with W as the A operand (no weight repacking). BF16 weights
 //               only; rows/cols not covered by 16x32 tiles are finished by kAvx512Bf16.
 enum class GemmPath { kAuto, kPortable, kAvx512F32, kAvx512Bf16, kAmxBf16 };
