@@ -129,9 +129,11 @@ GemmPath SelectGemmPath(int64_t /*m*/, const WeightMatrix& w, MatMulPrecision pr
   // By measurement (bench/gemm_bench.cc, Sapphire Rapids): AMX is 3-5x faster than the FP32
   // panels on every Finch shape and m >= 16. The vdpbf16ps dot tiles are L2-bound and lose to the
   // FP32 panels (~75 vs ~135 GFLOP/s), so without AMX even kBF16 runs in FP32, which is also
-  // more accurate. AMX needs whole 16 x 32 tiles of W (k % 32 == 0, n >= 16).
+  // more accurate. AMX needs whole 16 x 32 tiles of W (k % 32 == 0, n >= 16); at k = 32 (one
+  // tdpbf16ps per output tile, LoRA maa_w2) packing x and transposing results cost as much as
+  // the FP32 panels take, so AMX starts at k = 64.
   if (precision == MatMulPrecision::kBF16 && w.dtype == DType::kBF16 && f.amx_bf16 &&
-      w.rows >= 16 && w.cols % 32 == 0) {
+      w.rows >= 16 && w.cols >= 64 && w.cols % 32 == 0) {
     return GemmPath::kAmxBf16;
   }
   return f.avx512 ? GemmPath::kAvx512F32 : GemmPath::kPortable;
