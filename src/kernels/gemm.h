@@ -34,8 +34,9 @@ void MatMulT(const float* x, int64_t m, const WeightMatrix& w, float* y,
 
 // ---- Implementation paths (for tests and benchmarks; MatMulT picks one itself) ----------------
 //  kPortable:   plain C++ (auto-vectorized) for any CPU; kBF16 rounds x to BF16 first.
-//  kAvx512F32:  AVX-512F FMA dot-product tiles; BF16 weights widened in registers. Always FP32
-//               arithmetic, whatever the requested precision.
+//  kAvx512F32:  AVX-512F FMA. m >= 32: 12 x 32 outer-product panels over a per-thread widened
+//               32-row slice of W (32 KiB scratch); m < 32: dot-product tiles straight from W.
+//               Always FP32 arithmetic, whatever the requested precision.
 //  kAvx512Bf16: AVX512-BF16 `vdpbf16ps` dot-product tiles. BF16 weights only. Never chosen by
 //               MatMulT (measured slower than kAvx512F32); finishes the rows AMX tiles leave.
 //  kAmxBf16:    AMX `tdpbf16ps` tiles with W as the A operand (no weight repacking). BF16 weights
