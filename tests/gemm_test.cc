@@ -182,6 +182,27 @@ TEST(GemmTest, ThreadCountDoesNotChangeResults) {
   }
 }
 
+TEST(GemmTest, RowResultsDoNotDependOnHowManyRowsAreMultiplied) {
+  // A row of y is the same bits whether it is multiplied alone, in a small batch or at any
+  // position of a large one: embeddings must not depend on what a sentence is packed with.
+  const Problem p(45, 70, 160, 5);
+  for (const Variant& v : AllVariants()) {
+    if (!GemmPathAvailable(v.path)) continue;
+    std::vector<float> all(p.m * p.n);
+    MatMulTWithPath(v.path, p.x.data(), p.m, p.Weights(v.wtype), all.data(), v.precision);
+    for (int64_t start : {0, 1, 17, 44}) {
+      for (int64_t rows : {1, 3, 16}) {
+        if (start + rows > p.m) continue;
+        std::vector<float> part(rows * p.n);
+        MatMulTWithPath(v.path, p.x.data() + start * p.k, rows, p.Weights(v.wtype), part.data(),
+                        v.precision);
+        EXPECT_TRUE(std::equal(part.begin(), part.end(), all.begin() + start * p.n))
+            << Describe(v) << " rows [" << start << ", " << start + rows << ")";
+      }
+    }
+  }
+}
+
 TEST(GemmTest, NanInInputPropagatesToItsRowOnly) {
   Problem p(20, 40, 96, 7);
   p.x[5 * p.k + 17] = std::numeric_limits<float>::quiet_NaN();
