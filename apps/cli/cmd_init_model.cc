@@ -13,11 +13,13 @@ struct InitArgs {
   uint64_t seed = 0;
   int shards = 1;
   int64_t vocab_size = 0;
+  int64_t num_layers = 0;
 };
 
 int RunInit(const InitArgs& a) {
   ModelConfig config = FindModelPreset(a.preset).config;
   if (a.vocab_size > 0) config.vocab_size = a.vocab_size;
+  if (a.num_layers > 0) config.num_layers = a.num_layers;
   RandomModelOptions o;
   if (a.dtype == "bf16") {
     o.dtype = DType::kBF16;
@@ -55,7 +57,11 @@ Command RegisterInitModel(CLI::App& app) {
       ->check(CLI::ExistingFile);
   sub->add_option("--names", a->names, "tensor names: hf | original")->capture_default_str();
   sub->add_option("--shards", a->shards, "number of safetensors shards")->capture_default_str();
-  sub->add_option("--vocab-size", a->vocab_size, "override the vocabulary size (tests)");
+  sub->add_option("--vocab-size", a->vocab_size, "override the vocabulary size (tests)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--num-layers", a->num_layers,
+                  "override the number of blocks (quick benchmarks of a real width)")
+      ->check(CLI::PositiveNumber);
   return {sub, [a] { return RunInit(*a); }};
 }
 
