@@ -204,6 +204,7 @@ TEST(CliBenchTest, TinyModelJsonHasEveryFieldFinite) {
     EXPECT_EQ(p["m"], 8);
     EXPECT_EQ(p["n"], 64);
     EXPECT_EQ(p["k"], 32);
+    EXPECT_FALSE(p["path"].get<std::string>().empty());
     ExpectFinite(p, "gflops", "gemm_peak");
     EXPECT_GT(p["gflops"].get<double>(), 0);
   }

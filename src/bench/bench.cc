@@ -89,6 +89,7 @@ GemmPeak MeasureGemmPeak(const BenchOptions& o, int threads, MatMulPrecision pre
       y(static_cast<size_t>(peak.m * peak.n));
   for (auto& v : x) v = uniform();
   const kernels::WeightMatrix wm{DType::kBF16, w.data(), peak.n, peak.k};
+  peak.path = std::string(kernels::GemmPathName(kernels::SelectGemmPath(peak.m, wm, precision)));
   kernels::MatMulT(x.data(), peak.m, wm, y.data(), precision);  // warm-up
   for (int r = 0; r < o.repetitions; ++r) {
     const auto t0 = Clock::now();
@@ -362,6 +363,7 @@ nlohmann::json ToJson(const BenchReport& r) {
                               {"n", p.n},
                               {"k", p.k},
                               {"weight_dtype", "bf16"},
+                              {"path", p.path},
                               {"samples_s", p.samples_s},
                               {"gflops", p.gflops}});
   }
@@ -427,7 +429,7 @@ std::string ToMarkdown(const BenchReport& r) {
      << " projection weights + WKV)\n";
   for (const GemmPeak& p : r.gemm_peaks) {
     md << "- GEMM peak (MatMulT " << p.m << "x" << p.n << "x" << p.k << ", BF16 weights, "
-       << PrecisionName(p.precision) << " compute, " << p.threads
+       << PrecisionName(p.precision) << " requested, path " << p.path << ", " << p.threads
        << " threads): " << Fixed(p.gflops, 1) << " GFLOP/s\n";
   }
   for (const LengthScaling& s : r.scaling) {

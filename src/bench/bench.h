@@ -56,6 +56,7 @@ struct GemmPeak {
   int threads = 0;
   kernels::MatMulPrecision precision = kernels::MatMulPrecision::kF32;
   int64_t m = 0, n = 0, k = 0;
+  std::string path;  // the kernel MatMulT chose (kernels::SelectGemmPath)
   std::vector<double> samples_s;
   double gflops = 0;  // best run
 };
