@@ -21,7 +21,7 @@ struct EmbedArgs {
                             normalize = "none", precision = "f32";
   bool hf_index = false, progress = false;
   int threads = 0;
-  int64_t batch_tokens = 4096;
+  int64_t batch_tokens = 2048;
 };
 
 void WriteJsonl(const std::string& path, const EmbedResult& r, int64_t n) {
