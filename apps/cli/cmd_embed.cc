@@ -19,7 +19,7 @@ namespace {
 struct EmbedArgs {
   std::string model, vocab, input = "-", output, layers = "final", pooling = "mean",
                             normalize = "none", precision = "f32";
-  bool hf_index = false, progress = false;
+  bool hf_index = false, progress = false, check_weights = false;
   int threads = 0;
   int64_t batch_tokens = 2048;
 };
@@ -69,7 +69,9 @@ int RunEmbed(const EmbedArgs& a) {
   if (sentences.empty()) throw DataError("no sentences in " + a.input);
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto embedder = RwkvEmbedder::Load(a.model, a.vocab, options);
+  LoadOptions load;
+  load.check_finite = a.check_weights;
+  auto embedder = RwkvEmbedder::Load(a.model, a.vocab, options, load);
   const int L = static_cast<int>(embedder->model().config().num_layers);
   request.layers = ParseLayerSpec(a.layers, L, a.hf_index);
   if (ProgressWanted(a.progress)) {
@@ -132,6 +134,8 @@ Command RegisterEmbed(CLI::App& app) {
   sub->add_option("--precision", a->precision,
                   "matmul precision: f32 (exact vs FP32 reference) | bf16 (faster)")
       ->capture_default_str();
+  sub->add_flag("--check-weights", a->check_weights,
+                "scan every weight for NaN/Inf before embedding (reads the whole file)");
   sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");
   AddThreadsOption(sub, &a->threads);
   return {sub, [a] { return RunEmbed(*a); }};

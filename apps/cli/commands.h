@@ -18,5 +18,6 @@ struct Command {
 Command RegisterTokenize(CLI::App& app);
 Command RegisterEmbed(CLI::App& app);
 Command RegisterInitModel(CLI::App& app);
+Command RegisterInfo(CLI::App& app);
 
 }  // namespace rwkv_embed::cli

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
       cli::RegisterEmbed(app),
       cli::RegisterTokenize(app),
       cli::RegisterInitModel(app),
+      cli::RegisterInfo(app),
   };
 
   try {

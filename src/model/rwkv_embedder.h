@@ -33,7 +33,8 @@ class RwkvEmbedder : public Embedder {
   // Loads DIR (config.json, weights) and the vocabulary (default DIR/rwkv_vocab_v20230424.txt).
   static std::unique_ptr<RwkvEmbedder> Load(const std::filesystem::path& model_dir,
                                             const std::filesystem::path& vocab = {},
-                                            RwkvEmbedderOptions options = {});
+                                            RwkvEmbedderOptions options = {},
+                                            const LoadOptions& load = {});
 
   std::string Name() const override { return "rwkv"; }
   std::string Description() const override;
