@@ -18,5 +18,7 @@ struct Command {
 Command RegisterTokenize(CLI::App& app);
 Command RegisterEmbed(CLI::App& app);
 Command RegisterInitModel(CLI::App& app);
+Command RegisterEval(CLI::App& app);
+Command RegisterReproduce(CLI::App& app);
 
 }  // namespace rwkv_embed::cli

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
       cli::RegisterEmbed(app),
       cli::RegisterTokenize(app),
       cli::RegisterInitModel(app),
+      cli::RegisterEval(app),
+      cli::RegisterReproduce(app),
   };
 
   try {
