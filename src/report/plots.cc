@@ -109,68 +109,89 @@ PlotFiles PlotLayerSweep(const TaskResults& task, const std::vector<std::string>
       for (const eval::LayerResult& l : s.layers) max_layer = std::max(max_layer, l.layer);
     }
   }
-  const double x0 = -0.4, x1 = max_layer + 0.4;
-  std::vector<std::string> items;
+  const double x0 = -0.5, x1 = max_layer + 0.5;
+  // One panel per split; colour and dash per method. The random control is shifted right by a
+  // fraction of a layer so its error bars do not hide the model's.
+  std::vector<std::vector<std::string>> panels(splits.size());
   for (size_t si = 0; si < splits.size(); ++si) {
-    const std::string colour = kSplitColours[si % std::size(kSplitColours)];
-    for (const eval::MethodResult& m : task.methods) {
+    for (size_t mi = 0; mi < task.methods.size(); ++mi) {
+      const eval::MethodResult& m = task.methods[mi];
       const eval::SplitResult* s = m.FindSplit(splits[si]);
       if (s == nullptr) continue;
-      data << "# " << m.method << " " << s->split << ": layer spearman ci_lo ci_hi\n";
+      const std::string colour = kSplitColours[mi % std::size(kSplitColours)];
+      data << "# " << m.method << " " << s->split << ": x spearman ci_lo ci_hi\n";
       if (m.num_blocks >= 0) {
+        const bool control = m.method != "rwkv";
+        const double shift = control ? 0.15 : 0.0;
         for (const eval::LayerResult& l : s->layers) {
-          data << l.layer << " " << Num(l.spearman) << " "
+          data << Num(l.layer + shift) << " " << Num(l.spearman) << " "
                << Num(std::isfinite(l.spearman_ci.lo) ? l.spearman_ci.lo : l.spearman) << " "
                << Num(std::isfinite(l.spearman_ci.hi) ? l.spearman_ci.hi : l.spearman) << "\n";
         }
-        const bool control = m.method != "rwkv";
-        items.push_back("'" + stem + ".dat' index " + std::to_string(index) +
-                        " using 1:2:3:4 with yerrorlines lw 2 pt " + (control ? "6" : "7") +
-                        " ps 0.8 dt " + (control ? "3" : "1") + " lc rgb '" + colour + "' title " +
-                        GpString(m.method + " " + s->split));
+        panels[si].push_back("'" + stem + ".dat' index " + std::to_string(index) +
+                             " using 1:2:3:4 with yerrorlines lw 2 pt " + (control ? "6" : "7") +
+                             " ps 0.8 dt " + (control ? "3" : "1") + " lc rgb '" + colour +
+                             "' title " + GpString(m.method));
       } else {
         const eval::LayerResult& l = s->layers.front();
         data << Num(x0) << " " << Num(l.spearman) << " 0 0\n"
              << Num(x1) << " " << Num(l.spearman) << " 0 0\n";
-        const bool glove = m.method.rfind("glove", 0) == 0;
-        items.push_back("'" + stem + ".dat' index " + std::to_string(index) +
-                        " using 1:2 with lines lw 2 dt " + (glove ? "2" : "4") + " lc rgb '" +
-                        colour + "' title " +
-                        GpString(m.method + " " + s->split + " (" + Num(l.spearman) + ")"));
+        char v[32];
+        std::snprintf(v, sizeof(v), "%.3f", l.spearman);
+        panels[si].push_back("'" + stem + ".dat' index " + std::to_string(index) +
+                             " using 1:2 with lines lw 2 dt " +
+                             (m.method.rfind("glove", 0) == 0 ? "2" : "4") + " lc rgb '" + colour +
+                             "' title " + GpString(m.method + " (" + v + ")"));
       }
       data << "\n\n";
       ++index;
     }
   }
+  // One y range for every panel, so splits compare at a glance.
+  double y_lo = 0, y_hi = 0;
+  for (const eval::MethodResult& m : task.methods) {
+    for (const eval::SplitResult& s : m.splits) {
+      for (const eval::LayerResult& l : s.layers) {
+        for (double v : {l.spearman, l.spearman_ci.lo, l.spearman_ci.hi}) {
+          if (std::isfinite(v)) y_lo = std::min(y_lo, v), y_hi = std::max(y_hi, v);
+        }
+      }
+    }
+  }
+  y_lo = std::floor(y_lo * 10 - 0.5) / 10;
+  y_hi = std::ceil(y_hi * 10 + 1.5) / 10;  // room for the key
+  const size_t n = std::max<size_t>(splits.size(), 1);
   plot << "# Spearman vs. layer for " << task.task << "; drawn from " << stem << ".dat\n"
-       << "set terminal svg size 960,560 dynamic noenhanced font 'Sans,12' background rgb 'white'\n"
+       << "set terminal svg size " << 80 + 430 * n
+       << ",520 dynamic noenhanced font 'Sans,12' background rgb 'white'\n"
        << "set output '" << stem << ".svg'\n"
-       << "set title "
-       << GpString(task.task +
-                   ": Spearman of cosine vs. label per layer (95% "
-                   "bootstrap CI); baselines as horizontal lines")
-       << "\n"
-       << "set xlabel 'layer (ours: 0 = after pre_ln, k = block k, L+1 = after ln_out; HF "
-          "index = ours - 1)'\n"
-       << "set ylabel 'Spearman rho'\n"
-       << "set grid\nset key outside right top\n"
+       << "set grid\nset key top right font ',10' samplen 3 opaque box\n"
+       << "set bmargin 6\n"
        << "set xrange [" << Num(x0) << ":" << Num(x1) << "]\n"
+       << "set yrange [" << Num(y_lo) << ":" << Num(y_hi) << "]\n"
+       << "set xlabel 'layer (ours; HF index = ours - 1)' offset 0,-0.5\n"
+       << "set ylabel 'Spearman rho (95% bootstrap CI)'\n"
        << "set xtics (";
   for (int l = 0; l <= max_layer; ++l) {
-    plot << (l ? ", " : "")
-         << GpString(l == 0 ? std::string("0")
-                            : std::to_string(l) + "\\n(HF " + std::to_string(l - 1) + ")")
-         << " " << l;
+    plot << (l ? ", " : "") << "\""
+         << (l == 0 ? std::string("0")
+                    : std::to_string(l) + "\\n(HF " + std::to_string(l - 1) + ")")
+         << "\" " << l;
   }
-  plot << ")\nplot ";
-  for (size_t i = 0; i < items.size(); ++i) plot << (i ? ", \\\n     " : "") << items[i];
-  plot << "\n";
-  std::string script = plot.str();
-  // GpString escapes the backslash of "\n" in tick labels; gnuplot needs it single.
-  for (size_t p = script.find("\\\\n"); p != std::string::npos; p = script.find("\\\\n", p)) {
-    script.replace(p, 3, "\\n");
+  plot << ")\n"
+       << "set multiplot layout 1," << n << " title "
+       << GpString(task.task +
+                   ": Spearman of cosine vs. label per layer; word-vector baselines as lines")
+       << "\n";
+  for (size_t si = 0; si < splits.size(); ++si) {
+    plot << "set title " << GpString(splits[si]) << "\nplot ";
+    for (size_t i = 0; i < panels[si].size(); ++i) {
+      plot << (i ? ", \\\n     " : "") << panels[si][i];
+    }
+    plot << "\n";
   }
-  return Finish(out_dir, stem, data.str(), script);
+  plot << "unset multiplot\n";
+  return Finish(out_dir, stem, data.str(), plot.str());
 }
 
 PlotFiles PlotCosts(const TaskResults& task, const std::string& split,

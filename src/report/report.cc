@@ -340,18 +340,23 @@ std::string MarkdownReport(const std::vector<TaskResults>& tasks, const RunInfo&
     if (t.task == "mrpc") mrpc = &t;
   }
   if (mrpc != nullptr) {
+    // The scored train subset ("train-1000" in the study's protocol; smaller in quick runs).
+    std::string train = "train-1000";
+    for (const PairDataset& d : mrpc->samples) {
+      if (d.split.rfind("train", 0) == 0) train = d.split;
+    }
     const eval::MethodResult* rwkv = mrpc->FindMethod("rwkv");
     const eval::MethodResult* glove = mrpc->FindMethod("glove");
-    const eval::SplitResult* rtr = rwkv ? rwkv->FindSplit("train-1000") : nullptr;
+    const eval::SplitResult* rtr = rwkv ? rwkv->FindSplit(train) : nullptr;
     const eval::SplitResult* rdv = rwkv ? rwkv->FindSplit("dev") : nullptr;
-    const eval::SplitResult* gtr = glove ? glove->FindSplit("train-1000") : nullptr;
+    const eval::SplitResult* gtr = glove ? glove->FindSplit(train) : nullptr;
     const eval::SplitResult* gdv = glove ? glove->FindSplit("dev") : nullptr;
     md << "## Table 1 — Spearman (cosine vs. label), MRPC: study vs. this run\n\n";
     md << "Study: RWKV-6 Finch 1.6B, GloVe 6B **50d**. This run: the model and vectors named "
           "above. Layers are the study's HF `hidden_states` indices; our layer number = HF + 1. "
           "Brackets: 95% percentile-bootstrap CI.\n\n";
-    md << "| Model / layer | study train (1000 random) | this run train-1000 | study validation "
-          "(408) | this run dev (408) |\n|---|---|---|---|---|\n";
+    md << "| Model / layer | study train (1000 random) | this run " << train
+       << " | study validation (408) | this run dev |\n|---|---|---|---|---|\n";
     std::vector<int> missing;
     for (const PublishedRow& row : kStudySpearman) {
       std::string ours_tr = "—", ours_dv = "—", name;
@@ -387,16 +392,16 @@ std::string MarkdownReport(const std::vector<TaskResults>& tasks, const RunInfo&
     md << "Study: Tesla T4 GPU, per pair, RWKV \"last layer\". This run: CPU wall time of "
           "embedding the split's distinct sentences (one forward pass gives every layer), "
           "divided by its pairs; model/vector load time separately.\n\n";
-    md << "| Method | study train | this run train-1000 | study validation | this run dev | "
-          "s / sentence (dev) | tokens/s (dev) | load time (s) "
-          "|\n|---|---|---|---|---|---|---|---|\n";
+    md << "| Method | study train | this run " << train
+       << " | study validation | this run dev | s / sentence (dev) | tokens/s (dev) | load time "
+          "(s) |\n|---|---|---|---|---|---|---|---|\n";
     for (const PublishedRow& row : kStudySecondsPerPair) {
       const eval::MethodResult* m = row.hf_layer >= 0 ? rwkv : glove;
-      const eval::SplitResult* tr = m ? m->FindSplit("train-1000") : nullptr;
+      const eval::SplitResult* tr = m ? m->FindSplit(train) : nullptr;
       const eval::SplitResult* dv = m ? m->FindSplit("dev") : nullptr;
       md << "| " << (row.hf_layer >= 0 ? "RWKV (all layers, one pass)" : "GloVe baseline") << " | "
-         << Sci(row.train) << " | " << (tr ? Sci(tr->SecondsPerPair()) : "—") << " | "
-         << Sci(row.validation) << " | " << (dv ? Sci(dv->SecondsPerPair()) : "—") << " | "
+         << Fixed(row.train) << " | " << (tr ? Sci(tr->SecondsPerPair()) : "—") << " | "
+         << Fixed(row.validation) << " | " << (dv ? Sci(dv->SecondsPerPair()) : "—") << " | "
          << (dv ? Sci(dv->SecondsPerSentence()) : "—") << " | "
          << (dv ? Fixed(dv->TokensPerSecond(), 0) : "—") << " | "
          << (m ? Fixed(m->load_seconds, 3) : "—") << " |\n";
@@ -405,11 +410,11 @@ std::string MarkdownReport(const std::vector<TaskResults>& tasks, const RunInfo&
     md << "Study: peak GPU memory with the RWKV model resident for both rows. This run: peak "
           "resident set (VmHWM, MiB) of the process, reset before each method so that GloVe "
           "is measured without the RWKV model loaded (\"isolated\").\n\n";
-    md << "| Method | study train | this run train-1000 | study validation | this run dev | "
-          "isolated |\n|---|---|---|---|---|---|\n";
+    md << "| Method | study train | this run " << train
+       << " | study validation | this run dev | isolated |\n|---|---|---|---|---|---|\n";
     for (const PublishedRow& row : kStudyPeakGpuMb) {
       const eval::MethodResult* m = row.hf_layer >= 0 ? rwkv : glove;
-      const eval::SplitResult* tr = m ? m->FindSplit("train-1000") : nullptr;
+      const eval::SplitResult* tr = m ? m->FindSplit(train) : nullptr;
       const eval::SplitResult* dv = m ? m->FindSplit("dev") : nullptr;
       md << "| " << (row.hf_layer >= 0 ? "RWKV" : "GloVe baseline") << " | " << Fixed(row.train, 2)
          << " | " << (tr ? Mib(tr->peak_rss_kib) : "—") << " | " << Fixed(row.validation, 2)
