@@ -130,6 +130,14 @@ MethodResult EvaluateMethod(Embedder& embedder, const EvalInputs& inputs,
       options.undefined_cosine > 1) {
     throw UsageError("the value for undefined cosines must be a number in [-1, 1]");
   }
+  if (inputs.fit && !options.subset_seeds.empty() &&
+      (options.subset_size <= 0 ||
+       static_cast<size_t>(options.subset_size) > inputs.fit->pairs.size())) {
+    // Checked before any embedding work is done.
+    throw UsageError("subset size " + std::to_string(options.subset_size) + " does not fit in " +
+                     inputs.fit->split + " (" + std::to_string(inputs.fit->pairs.size()) +
+                     " pairs); lower --subset-size or pass --subset-seeds none");
+  }
   MethodResult out;
   out.method = embedder.Name();
   out.description = embedder.Description();
