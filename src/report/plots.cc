@@ -223,7 +223,7 @@ PlotFiles PlotCosts(const TaskResults& task, const std::string& split,
        << "set logscale y\nset ylabel 'ms / pair'\n"
        << "plot '" << stem << ".dat' using 1:3:xtic(2) with boxes lc rgb '#0072B2', '' using "
        << "1:3:(sprintf('%.3g', $3)) with labels offset 0,0.8\n"
-       << "unset logscale y\nset yrange [0:*]\n"
+       << "unset logscale y\nset yrange [0:*]\nset offsets 0, 0, graph 0.1, 0\n"
        << "set title 'peak resident memory (VmHWM, MiB; reset per method)'\n"
        << "set ylabel 'MiB'\n"
        << "plot '" << stem << ".dat' using 1:4:xtic(2) with boxes lc rgb '#D55E00', '' using "
