@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
       cli::RegisterTokenize(app),
       cli::RegisterInitModel(app),
       cli::RegisterInfo(app),
+      cli::RegisterEval(app),
+      cli::RegisterReproduce(app),
   };
 
   try {
