@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "kernels/activations.h"
 #include "kernels/linear_attention.h"
 #include "kernels/norm.h"
 
@@ -23,8 +24,8 @@ using kernels::WeightMatrix;
 
 // Large enough that thread start-up is amortised.
 constexpr int64_t kParallelElems = 1 << 15;
-
-inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+// Stack scratch for row-wise transcendental functions.
+constexpr int64_t kRowChunk = 256;
 
 void Linear(const Matrix& x, const WeightMatrix& w, Matrix& y, MatMulPrecision precision) {
   y.Resize(x.rows(), w.rows);
@@ -93,6 +94,32 @@ void Apply(Matrix& m, F f) {
   for (int64_t i = 0; i < n; ++i) p[i] = f(p[i]);
 }
 
+// Calls f(row, t) for every row of m, rows split across threads when the matrix is large.
+template <typename F>
+void ForRows(Matrix& m, F f) {
+  const int64_t rows = m.rows();
+#pragma omp parallel for schedule(static) if (m.size() > kParallelElems)
+  for (int64_t t = 0; t < rows; ++t) f(m.Row(t), t);
+}
+
+void TanhRows(Matrix& m) {
+  ForRows(m, [&m](float* row, int64_t) { kernels::TanhInPlace(row, m.cols()); });
+}
+
+// silu(v) = v * sigmoid(v) = v / (1 + exp(-v)), in place.
+void SiluRows(Matrix& m) {
+  const int64_t n = m.cols();
+  ForRows(m, [n](float* row, int64_t) {
+    float e[kRowChunk];
+    for (int64_t c0 = 0; c0 < n; c0 += kRowChunk) {
+      const int64_t len = std::min(kRowChunk, n - c0);
+      for (int64_t c = 0; c < len; ++c) e[c] = -row[c0 + c];
+      kernels::ExpInPlace(e, len);
+      for (int64_t c = 0; c < len; ++c) row[c0 + c] /= 1.0f + e[c];
+    }
+  });
+}
+
 void EmbedTokens(const WeightMatrix& emb, std::span<const int32_t> tokens, Matrix& x) {
   const int64_t C = emb.cols;
   x.Resize(static_cast<int64_t>(tokens.size()), C);
@@ -136,7 +163,7 @@ class BlockRunner {
     // soon as it is made, so one buffer holds them all in turn.
     Mix(a, ws_.xx, b.maa_x, nullptr, ws_.xj);
     Linear(ws_.xj, b.maa_w1, ws_.mix, precision_);
-    Apply(ws_.mix, [](float v) { return std::tanh(v); });
+    TanhRows(ws_.mix);
     const std::vector<float>* maas[5] = {&b.maa_w, &b.maa_k, &b.maa_v, &b.maa_r, &b.maa_g};
     ws_.mix_j.Resize(N, E);
     for (int j : {1, 2, 3, 4, 0}) {
@@ -157,23 +184,24 @@ class BlockRunner {
           break;
         case 4:
           Linear(ws_.xj, b.gate, ws_.g, precision_);
-          Apply(ws_.g, [](float v) { return v * Sigmoid(v); });  // silu
+          SiluRows(ws_.g);
           break;
         default:
           // Data-dependent decay: w = time_decay + tanh(x_w @ D1) @ D2, d = exp(-exp(w)).
           Linear(ws_.xj, b.decay_w1, ws_.decay_lora, precision_);
-          Apply(ws_.decay_lora, [](float v) { return std::tanh(v); });
+          TanhRows(ws_.decay_lora);
           Linear(ws_.decay_lora, b.decay_w2, ws_.w, precision_);
           break;
       }
     }
     const int64_t A = c_.attention_hidden_size;
     const float scale = ov.decay_rate_scale;
-#pragma omp parallel for schedule(static) if (N * A > kParallelElems)
-    for (int64_t t = 0; t < N; ++t) {
-      float* wt = ws_.w.Row(t);
-      for (int64_t c = 0; c < A; ++c) wt[c] = std::exp(-scale * std::exp(b.time_decay[c] + wt[c]));
-    }
+    ForRows(ws_.w, [&](float* wt, int64_t) {
+      for (int64_t c = 0; c < A; ++c) wt[c] += b.time_decay[c];
+      kernels::ExpInPlace(wt, A);
+      for (int64_t c = 0; c < A; ++c) wt[c] *= -scale;
+      kernels::ExpInPlace(wt, A);
+    });
 
     // WKV recurrence per (sequence, head); restarts from each sequence's carried state.
     ws_.y.Resize(N, A);
@@ -224,11 +252,14 @@ class BlockRunner {
     });
     Linear(ws_.ffn_k, b.ffn_value, ws_.r, precision_);
     Linear(ws_.delta, b.ffn_receptance, ws_.k, precision_);
-    float* xp = x.data();
-    const float* kv = ws_.r.data();
-    const float* rr = ws_.k.data();
-#pragma omp parallel for schedule(static) if (N * C > kParallelElems)
-    for (int64_t i = 0; i < N * C; ++i) xp[i] += Sigmoid(rr[i]) * kv[i];
+    // x += sigmoid(rr) * kv, sigmoid(v) = 1 / (1 + exp(-v)); rr is negated in place.
+    ForRows(ws_.k, [&](float* rr, int64_t t) {
+      for (int64_t c = 0; c < C; ++c) rr[c] = -rr[c];
+      kernels::ExpInPlace(rr, C);
+      const float* kv = ws_.r.Row(t);
+      float* xt = x.Row(t);
+      for (int64_t c = 0; c < C; ++c) xt[c] += kv[c] / (1.0f + rr[c]);
+    });
   }
 
  private:
