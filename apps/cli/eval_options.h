@@ -16,7 +16,7 @@ struct EvalCliArgs {
   bool hf_index = false, lowercase = false, sif = false, random_control = false,
        no_comparisons = false;
   int threads = 0;
-  int64_t batch_tokens = 4096, bootstrap = 1000, subset_size = 1000;
+  int64_t batch_tokens = 2048, bootstrap = 1000, subset_size = 1000;
   uint64_t seed = 0;
   double undefined_cosine = 0.0;
 };

@@ -41,7 +41,7 @@ struct RunOptions {
   Pooling pooling = Pooling::kMean;
   Normalization normalization = Normalization::kNone;
   kernels::MatMulPrecision precision = kernels::MatMulPrecision::kF32;
-  int64_t batch_tokens = 4096;
+  int64_t batch_tokens = 2048;
   baselines::WordTokenizer word_tokenizer = baselines::WordTokenizer::kWhitespace;
   bool lowercase = false;  // the study: plain whitespace tokens, no lower-casing mentioned
   uint64_t seed = 0;       // train-N subset and bootstrap seed; random-control weights seed
