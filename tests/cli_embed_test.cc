@@ -1,6 +1,7 @@
 // End to end: `rwkv-embed embed` and `init-model` as a user runs them.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -83,6 +84,33 @@ TEST(CliEmbedTest, JsonlOutputWithHfIndicesAndL2Normalization) {
   EXPECT_EQ(count, 2);
 }
 
+// Large inputs are embedded a chunk of sentences at a time and written piecewise; the result is
+// the same bytes as one chunk (batch-invariant kernels), in .npy and .jsonl alike.
+TEST(CliEmbedTest, ChunkedStreamingGivesIdenticalOutput) {
+  RWKV_EMBED_REQUIRE_SHARED(dir, "models/tiny-rwkv6-bf16/model.safetensors");
+  const auto tmp = testing::TempDir();
+  std::string input;
+  for (int i = 0; i < 11; ++i) input += "sentence number " + std::to_string(i * 7) + " here\n";
+  auto slurp = [](const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  for (const char* ext : {".npy", ".jsonl"}) {
+    const auto one = tmp / (std::string("one") + ext), many = tmp / (std::string("many") + ext);
+    auto r = RunCli({"embed", "--model", dir.parent_path().string(), "--output", one.string(),
+                     "--layers", "0,2-3"},
+                    input);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = RunCli({"embed", "--model", dir.parent_path().string(), "--output", many.string(),
+                "--layers", "0,2-3", "--chunk-sentences", "3", "--batch-tokens", "5"},
+               input);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(slurp(one), slurp(many)) << ext;
+    EXPECT_FALSE(std::filesystem::exists(many.string() + ".partial"));
+  }
+  EXPECT_EQ(ReadNpyF32(tmp / "one.npy").shape, (std::vector<int64_t>{3, 11, 128}));
+}
+
 TEST(CliEmbedTest, BadInputGivesClearErrorsAndExitCodes) {
   RWKV_EMBED_REQUIRE_SHARED(dir, "models/tiny-rwkv6-bf16/model.safetensors");
   const std::string model = dir.parent_path().string();
@@ -121,6 +149,41 @@ TEST(CliInitModelTest, WritesALoadableRandomModel) {
   r = RunCli({"init-model", "--preset", "huge", "--out", (tmp / "x").string()});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("finch-1b6"), std::string::npos) << r.err;
+}
+
+TEST(CliInfoTest, DescribesLayersAndFindsNonFiniteWeights) {
+  RWKV_EMBED_REQUIRE_SHARED(dir, "models/tiny-rwkv6-f32/model.safetensors");
+  auto r = RunCli({"info", "--model", dir.parent_path().string(), "--check-weights"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("LoRA 16/24"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3 (after ln_out) (HF hidden_states[2])"), std::string::npos) << r.out;
+
+  // Poison one weight with NaN in a copy: --check-weights must name it (exit code 7).
+  const auto tmp = testing::TempDir();
+  std::filesystem::copy(dir.parent_path(), tmp / "m");
+  std::filesystem::permissions(tmp / "m/model.safetensors", std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::add);
+  // Locate the tensor through the safetensors header: 8-byte length, JSON, data region.
+  std::ifstream in(tmp / "m/model.safetensors", std::ios::binary);
+  uint64_t header_len = 0;
+  in.read(reinterpret_cast<char*>(&header_len), 8);
+  std::string header(header_len, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(header_len));
+  in.close();
+  const auto j = nlohmann::json::parse(header);
+  const size_t offset =
+      8 + header_len +
+      j["rwkv.blocks.1.feed_forward.value.weight"]["data_offsets"][0].get<size_t>() + 4 * 5;
+  {
+    std::fstream f(tmp / "m/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    const float nan = std::nanf("");
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.write(reinterpret_cast<const char*>(&nan), 4);
+  }
+  r = RunCli({"info", "--model", (tmp / "m").string(), "--check-weights"});
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_NE(r.err.find("rwkv.blocks.1.feed_forward.value.weight"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("element 5"), std::string::npos) << r.err;
 }
 
 }  // namespace

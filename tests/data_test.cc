@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "core/error.h"
-#include "data/pairs.h"
 #include "core/utf8.h"
+#include "data/pairs.h"
 #include "test_util.h"
 
 namespace rwkv_embed {

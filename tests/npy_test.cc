@@ -205,3 +205,30 @@ TEST(NpyTest, WriteChecksShapeAgainstData) {
 
 }  // namespace
 }  // namespace rwkv_embed
+
+namespace rwkv_embed {
+namespace {
+
+TEST(NpyWriterTest, PiecewiseWritesInAnyOrderEqualOneWrite) {
+  const auto dir = testing::TempDir();
+  const std::vector<int64_t> shape = {2, 3};
+  NpyF32Writer w(dir / "a.npy", shape);
+  w.Write(3, std::vector<float>{4, 5, 6});
+  w.Write(0, std::vector<float>{1, 2, 3});
+  w.Close();
+  const NpyArray got = ReadNpyF32(dir / "a.npy");
+  EXPECT_EQ(got.shape, shape);
+  EXPECT_EQ(got.data, (std::vector<float>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(NpyWriterTest, RejectsOutOfRangeAndIncompleteWrites) {
+  const auto dir = testing::TempDir();
+  const std::vector<int64_t> shape = {2, 2};
+  NpyF32Writer w(dir / "b.npy", shape);
+  EXPECT_THROW(w.Write(3, std::vector<float>{1, 2}), ShapeError);
+  w.Write(0, std::vector<float>{1, 2});
+  EXPECT_THROW(w.Close(), ShapeError);  // only 2 of 4 elements written
+}
+
+}  // namespace
+}  // namespace rwkv_embed

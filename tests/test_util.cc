@@ -57,7 +57,8 @@ CliRun RunCli(const std::vector<std::string>& args, const std::string& stdin_tex
 
 std::filesystem::path TempDir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name = "rwkv_embed_test";
+  // The pid keeps concurrent runs (two build trees, parallel ctest) out of each other's way.
+  std::string name = "rwkv_embed_test_" + std::to_string(::getpid());
   if (info != nullptr) name += std::string("_") + info->test_suite_name() + "_" + info->name();
   std::replace(name.begin(), name.end(), '/', '_');
   auto dir = std::filesystem::temp_directory_path() / name;

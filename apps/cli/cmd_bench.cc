@@ -16,7 +16,7 @@ namespace {
 struct BenchArgs {
   std::string model, vocab, data_dir, threads, lengths = "32,128,512,2048", precision = "bf16",
                                                format = "md", output, gemm_shape = "512,4096,2048";
-  int64_t batch_tokens = 4096, pairs = 0, latency_pairs = 50;
+  int64_t batch_tokens = 2048, pairs = 0, latency_pairs = 50;
   int repetitions = 3;
   uint64_t seed = 0;
   bool progress = false;

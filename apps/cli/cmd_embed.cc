@@ -3,8 +3,10 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "commands.h"
 #include "common.h"
@@ -19,18 +21,21 @@ namespace {
 struct EmbedArgs {
   std::string model, vocab, input = "-", output, layers = "final", pooling = "mean",
                             normalize = "none", precision = "f32";
-  bool hf_index = false, progress = false;
+  bool hf_index = false, progress = false, check_weights = false;
   int threads = 0;
-  int64_t batch_tokens = 4096;
+  int64_t batch_tokens = 2048;
+  // Sentences per Embed call: bounds the embeddings held in memory ([layers, chunk, C]) while
+  // the output file is written piecewise.
+  int64_t chunk_sentences = 4096;
 };
 
-void WriteJsonl(const std::string& path, const EmbedResult& r, int64_t n) {
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw IoError("cannot write " + path);
+// Appends one JSON line per sentence of a chunk whose first sentence is `first`.
+void WriteJsonl(std::ofstream& out, const std::string& path, const EmbedResult& r, int64_t first) {
   std::string line;
   char buf[32];
+  const int64_t n = r.embeddings.empty() ? 0 : r.embeddings[0].rows();
   for (int64_t i = 0; i < n; ++i) {
-    line = "{\"index\":" + std::to_string(i) + ",\"layers\":{";
+    line = "{\"index\":" + std::to_string(first + i) + ",\"layers\":{";
     for (size_t l = 0; l < r.layers.size(); ++l) {
       line += (l ? ",\"" : "\"") + std::to_string(r.layers[l]) + "\":[";
       const float* row = r.embeddings[l].Row(i);
@@ -47,6 +52,25 @@ void WriteJsonl(const std::string& path, const EmbedResult& r, int64_t n) {
   }
   if (!out) throw IoError("error writing " + path);
 }
+
+// Removes a partly written output unless Commit() renames it into place.
+class PartialFile {
+ public:
+  explicit PartialFile(std::string final_path)
+      : final_(std::move(final_path)), partial_(final_ + ".partial") {}
+  ~PartialFile() {
+    if (!committed_) std::filesystem::remove(partial_);
+  }
+  const std::string& path() const { return partial_; }
+  void Commit() {
+    std::filesystem::rename(partial_, final_);
+    committed_ = true;
+  }
+
+ private:
+  std::string final_, partial_;
+  bool committed_ = false;
+};
 
 int RunEmbed(const EmbedArgs& a) {
   ApplyThreads(a.threads);
@@ -69,7 +93,9 @@ int RunEmbed(const EmbedArgs& a) {
   if (sentences.empty()) throw DataError("no sentences in " + a.input);
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto embedder = RwkvEmbedder::Load(a.model, a.vocab, options);
+  LoadOptions load;
+  load.check_finite = a.check_weights;
+  auto embedder = RwkvEmbedder::Load(a.model, a.vocab, options, load);
   const int L = static_cast<int>(embedder->model().config().num_layers);
   request.layers = ParseLayerSpec(a.layers, L, a.hf_index);
   if (ProgressWanted(a.progress)) {
@@ -81,25 +107,50 @@ int RunEmbed(const EmbedArgs& a) {
       if (done == total) std::fputc('\n', stderr);
     };
   }
-  const auto result = embedder->Embed(sentences, request);
-  const int64_t n = static_cast<int64_t>(sentences.size());
+  const int64_t n = static_cast<int64_t>(sentences.size()), C = embedder->Dim();
+  const int64_t n_layers = static_cast<int64_t>(request.layers.size());
+  PartialFile out(a.output);
+  std::optional<NpyF32Writer> npy;
+  std::ofstream jsonl;
   if (ext_npy) {
-    std::vector<float> flat;
-    flat.reserve(result.layers.size() * n * embedder->Dim());
-    for (const auto& m : result.embeddings)
-      flat.insert(flat.end(), m.Flat().begin(), m.Flat().end());
-    const std::vector<int64_t> shape = {static_cast<int64_t>(result.layers.size()), n,
-                                        embedder->Dim()};
-    WriteNpyF32(a.output, shape, flat);
+    const std::vector<int64_t> shape = {n_layers, n, C};
+    npy.emplace(out.path(), shape);
   } else {
-    WriteJsonl(a.output, result, n);
+    jsonl.open(out.path(), std::ios::binary | std::ios::trunc);
+    if (!jsonl) throw IoError("cannot write " + out.path());
   }
+  int64_t tokens = 0;
+  const auto progress = embedder->options().progress;
+  for (int64_t first = 0; first < n; first += a.chunk_sentences) {
+    const int64_t count = std::min(a.chunk_sentences, n - first);
+    if (progress) {
+      embedder->options().progress = [&](int64_t done, int64_t, int64_t tok) {
+        progress(first + done, n, tokens + tok);
+      };
+    }
+    const auto result = embedder->Embed(std::span(sentences).subspan(first, count), request);
+    tokens += result.tokens;
+    if (npy) {
+      for (int64_t l = 0; l < n_layers; ++l) {  // layer-major: [l, first .. first+count, :]
+        npy->Write((l * n + first) * C, result.embeddings[l].Flat());
+      }
+    } else {
+      WriteJsonl(jsonl, out.path(), result, first);
+    }
+  }
+  if (npy) {
+    npy->Close();
+  } else {
+    jsonl.close();
+    if (!jsonl) throw IoError("error writing " + out.path());
+  }
+  out.Commit();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::string layer_list;
-  for (int l : result.layers) layer_list += (layer_list.empty() ? "" : ",") + std::to_string(l);
+  for (int l : request.layers) layer_list += (layer_list.empty() ? "" : ",") + std::to_string(l);
   std::fprintf(stderr,
                "embed: %lld sentences, %lld tokens, layers [%s], %s pooling -> %s (%.2f s)\n",
-               static_cast<long long>(n), static_cast<long long>(result.tokens), layer_list.c_str(),
+               static_cast<long long>(n), static_cast<long long>(tokens), layer_list.c_str(),
                a.pooling.c_str(), a.output.c_str(), secs);
   return 0;
 }
@@ -129,9 +180,16 @@ Command RegisterEmbed(CLI::App& app) {
   sub->add_option("--batch-tokens", a->batch_tokens, "tokens per forward pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  sub->add_option("--chunk-sentences", a->chunk_sentences,
+                  "sentences embedded per step while the output is written piecewise (bounds "
+                  "memory on large inputs)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   sub->add_option("--precision", a->precision,
                   "matmul precision: f32 (exact vs FP32 reference) | bf16 (faster)")
       ->capture_default_str();
+  sub->add_flag("--check-weights", a->check_weights,
+                "scan every weight for NaN/Inf before embedding (reads the whole file)");
   sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");
   AddThreadsOption(sub, &a->threads);
   return {sub, [a] { return RunEmbed(*a); }};

@@ -19,5 +19,8 @@ Command RegisterTokenize(CLI::App& app);
 Command RegisterEmbed(CLI::App& app);
 Command RegisterInitModel(CLI::App& app);
 Command RegisterBench(CLI::App& app);
+Command RegisterInfo(CLI::App& app);
+Command RegisterEval(CLI::App& app);
+Command RegisterReproduce(CLI::App& app);
 
 }  // namespace rwkv_embed::cli

@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
       cli::RegisterTokenize(app),
       cli::RegisterInitModel(app),
       cli::RegisterBench(app),
+      cli::RegisterInfo(app),
+      cli::RegisterEval(app),
+      cli::RegisterReproduce(app),
   };
 
   try {

@@ -31,7 +31,7 @@ struct BenchOptions {
   std::filesystem::path data_dir;  // folder holding mrpc/dev.tsv; empty: no sentence tests
   std::vector<int> threads;        // empty: every core
   std::vector<int64_t> lengths = {32, 128, 512, 2048};
-  int64_t batch_tokens = 4096;
+  int64_t batch_tokens = 2048;  // the embed default
   kernels::MatMulPrecision precision = kernels::MatMulPrecision::kBF16;
   int repetitions = 3;
   int64_t pairs = 0;           // MRPC dev pairs for mrpc-dev (0: all 408)

@@ -159,19 +159,14 @@ std::string ShapeTuple(std::span<const int64_t> shape) {
 
 }  // namespace
 
-void WriteNpyF32(const std::filesystem::path& path, std::span<const int64_t> shape,
-                 std::span<const float> data) {
-  int64_t numel = 1;
+NpyF32Writer::NpyF32Writer(const std::filesystem::path& path, std::span<const int64_t> shape)
+    : path_(path) {
+  numel_ = 1;
   for (int64_t d : shape) {
     if (d < 0) throw ShapeError("cannot write " + Quote(path) + ": negative dimension");
-    if (__builtin_mul_overflow(numel, d, &numel)) {
+    if (__builtin_mul_overflow(numel_, d, &numel_)) {
       throw ShapeError("cannot write " + Quote(path) + ": shape too large");
     }
-  }
-  if (static_cast<uint64_t>(numel) != data.size()) {
-    throw ShapeError("cannot write " + Quote(path) + ": shape " + ShapeTuple(shape) + " holds " +
-                     std::to_string(numel) + " elements but " + std::to_string(data.size()) +
-                     " were given");
   }
   // Same dict text and padding rule as numpy's _wrap_header (keys sorted, trailing ", ").
   std::string header =
@@ -183,18 +178,54 @@ void WriteNpyF32(const std::filesystem::path& path, std::span<const int64_t> sha
     throw ShapeError("cannot write " + Quote(path) + ": too many dimensions for a v1.0 header");
   }
   const auto header_len = static_cast<uint16_t>(header.size());
+  out_.open(path, std::ios::binary | std::ios::trunc);
+  if (!out_) throw IoError("cannot create " + Quote(path) + ": " + std::strerror(errno));
+  out_.write(kMagic, kMagicLen);
+  out_.put('\x01');
+  out_.put('\x00');
+  out_.write(reinterpret_cast<const char*>(&header_len), 2);
+  out_.write(header.data(), static_cast<std::streamsize>(header.size()));
+  data_start_ = static_cast<int64_t>(kMagicLen + 4 + header.size());
+  if (!out_) throw IoError("cannot write " + Quote(path) + ": " + std::strerror(errno));
+}
 
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw IoError("cannot create " + Quote(path) + ": " + std::strerror(errno));
-  out.write(kMagic, kMagicLen);
-  out.put('\x01');
-  out.put('\x00');
-  out.write(reinterpret_cast<const char*>(&header_len), 2);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  out.write(reinterpret_cast<const char*>(data.data()),
-            static_cast<std::streamsize>(data.size_bytes()));
-  out.close();
-  if (!out) throw IoError("cannot write " + Quote(path) + ": " + std::strerror(errno));
+void NpyF32Writer::Write(int64_t element_offset, std::span<const float> values) {
+  if (element_offset < 0 || element_offset + static_cast<int64_t>(values.size()) > numel_) {
+    throw ShapeError("cannot write " + Quote(path_) + ": elements [" +
+                     std::to_string(element_offset) + ", " +
+                     std::to_string(element_offset + values.size()) + ") outside the array of " +
+                     std::to_string(numel_));
+  }
+  written_ += static_cast<int64_t>(values.size());
+  out_.seekp(data_start_ + element_offset * 4);
+  out_.write(reinterpret_cast<const char*>(values.data()),
+             static_cast<std::streamsize>(values.size_bytes()));
+  if (!out_) throw IoError("cannot write " + Quote(path_) + ": " + std::strerror(errno));
+}
+
+void NpyF32Writer::Close() {
+  if (written_ != numel_) {
+    throw ShapeError("cannot finish " + Quote(path_) + ": " + std::to_string(written_) + " of " +
+                     std::to_string(numel_) + " elements written");
+  }
+  out_.close();
+  if (!out_) throw IoError("cannot write " + Quote(path_) + ": " + std::strerror(errno));
+}
+
+void WriteNpyF32(const std::filesystem::path& path, std::span<const int64_t> shape,
+                 std::span<const float> data) {
+  int64_t numel = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || __builtin_mul_overflow(numel, d, &numel)) numel = -1;
+  }
+  if (numel >= 0 && static_cast<uint64_t>(numel) != data.size()) {
+    throw ShapeError("cannot write " + Quote(path) + ": shape " + ShapeTuple(shape) + " holds " +
+                     std::to_string(numel) + " elements but " + std::to_string(data.size()) +
+                     " were given");
+  }
+  NpyF32Writer writer(path, shape);
+  writer.Write(0, data);
+  writer.Close();
 }
 
 NpyArray ReadNpyF32(const std::filesystem::path& path) {

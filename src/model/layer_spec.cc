@@ -32,7 +32,7 @@ std::vector<int> ParseLayerSpec(std::string_view spec, int num_blocks, bool hf_i
     for (int l = 1; l <= num_blocks; ++l) layers.push_back(l);
     return layers;
   }
-  const int lo = hf_index ? 0 : 0, hi = hf_index ? num_blocks : last;
+  const int lo = 0, hi = hf_index ? num_blocks : last;
   auto check = [&](int v) {
     if (v < lo || v > hi) {
       throw UsageError("layer " + std::to_string(v) + " out of range " + std::to_string(lo) + ".." +

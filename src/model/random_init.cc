@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "model/weights.h"
 
 namespace rwkv_embed {
 namespace {
@@ -58,7 +59,7 @@ class Writer {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
     TensorToWrite t;
-    t.name = original_ ? Original(hf_name) : hf_name;
+    t.name = original_ ? HfToOriginalName(hf_name) : hf_name;
     t.dtype = options_.dtype;
     t.shape = std::move(shape);
     t.bytes.resize(static_cast<size_t>(n) * DTypeSize(t.dtype));
@@ -85,19 +86,6 @@ class Writer {
   std::vector<TensorToWrite>& tensors() { return tensors_; }
 
  private:
-  static std::string Original(std::string name) {
-    auto replace = [&name](std::string_view from, std::string_view to) {
-      if (auto p = name.find(from); p != std::string::npos) name.replace(p, from.size(), to);
-    };
-    replace("rwkv.embeddings.", "emb.");
-    replace("rwkv.blocks.", "blocks.");
-    replace("rwkv.ln_out.", "ln_out.");
-    replace(".attention.", ".att.");
-    replace(".feed_forward.", ".ffn.");
-    replace(".pre_ln.", ".ln0.");
-    return name;
-  }
-
   const RandomModelOptions& options_;
   bool original_;
   std::vector<TensorToWrite> tensors_;

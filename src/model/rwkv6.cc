@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "kernels/activations.h"
 #include "kernels/linear_attention.h"
 #include "kernels/norm.h"
 
@@ -23,20 +24,27 @@ using kernels::WeightMatrix;
 
 // Large enough that thread start-up is amortised.
 constexpr int64_t kParallelElems = 1 << 15;
-
-inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+// Stack scratch for row-wise transcendental functions.
+constexpr int64_t kRowChunk = 256;
 
 void Linear(const Matrix& x, const WeightMatrix& w, Matrix& y, MatMulPrecision precision) {
   y.Resize(x.rows(), w.rows);
   kernels::MatMulT(x.data(), x.rows(), w, y.data(), precision);
 }
 
-// Scratch matrices reused across blocks (sized on first use, then only resized).
-struct Workspace {
-  Matrix a, xx, xxx, mix, mix_j, delta, xw, xk, xv, xr, xg;
-  Matrix r, k, v, g, decay_lora, w, y, out;
-  Matrix ffn_k, ffn_r;
+}  // namespace
+
+// Scratch matrices of one forward pass, kept between calls (Rwkv6Model's pool) so that batches
+// after the first allocate nothing and take no page faults. The N x C buffers are the working
+// set that bounds memory above the weights: 11 of them plus one N x F, i.e. about 50 bytes x C
+// per batch token.
+struct ForwardWorkspace {
+  Matrix x;                                   // residual stream
+  Matrix a, xx, xj, delta, r, k, v, g, w, y;  // N x C (or N x A)
+  Matrix mix, mix_j, decay_lora, ffn_k;       // N x 5E, N x E, N x D, N x F
 };
+
+namespace {
 
 // xx[t] = shift(a)[t] - a[t], where shift(a)[t] = a[t-1] inside a sequence and the carried
 // state (zeros for a fresh sequence) at its first token.
@@ -86,6 +94,32 @@ void Apply(Matrix& m, F f) {
   for (int64_t i = 0; i < n; ++i) p[i] = f(p[i]);
 }
 
+// Calls f(row, t) for every row of m, rows split across threads when the matrix is large.
+template <typename F>
+void ForRows(Matrix& m, F f) {
+  const int64_t rows = m.rows();
+#pragma omp parallel for schedule(static) if (m.size() > kParallelElems)
+  for (int64_t t = 0; t < rows; ++t) f(m.Row(t), t);
+}
+
+void TanhRows(Matrix& m) {
+  ForRows(m, [&m](float* row, int64_t) { kernels::TanhInPlace(row, m.cols()); });
+}
+
+// silu(v) = v * sigmoid(v) = v / (1 + exp(-v)), in place.
+void SiluRows(Matrix& m) {
+  const int64_t n = m.cols();
+  ForRows(m, [n](float* row, int64_t) {
+    float e[kRowChunk];
+    for (int64_t c0 = 0; c0 < n; c0 += kRowChunk) {
+      const int64_t len = std::min(kRowChunk, n - c0);
+      for (int64_t c = 0; c < len; ++c) e[c] = -row[c0 + c];
+      kernels::ExpInPlace(e, len);
+      for (int64_t c = 0; c < len; ++c) row[c0 + c] /= 1.0f + e[c];
+    }
+  });
+}
+
 void EmbedTokens(const WeightMatrix& emb, std::span<const int32_t> tokens, Matrix& x) {
   const int64_t C = emb.cols;
   x.Resize(static_cast<int64_t>(tokens.size()), C);
@@ -103,7 +137,7 @@ void EmbedTokens(const WeightMatrix& emb, std::span<const int32_t> tokens, Matri
 class BlockRunner {
  public:
   BlockRunner(const ModelConfig& config, const TokenBatch& batch, MatMulPrecision precision,
-              Workspace& ws)
+              ForwardWorkspace& ws)
       : c_(config), batch_(batch), precision_(precision), ws_(ws) {}
 
   // Time mix (eq. of DESIGN.md §7): x += W_o (GroupNorm(wkv(r, k, v, d, u)) * silu(g)).
@@ -125,38 +159,49 @@ class BlockRunner {
     if (ov.skip_time_mix) return;
 
     // Data-dependent token shift: m = tanh((a + xx*maa_x) @ W1) split into 5 LoRA inputs,
-    // x_j = a + xx * (maa_j + m_j @ W2[j]) for j in (w, k, v, r, g).
-    Mix(a, ws_.xx, b.maa_x, nullptr, ws_.xxx);
-    Linear(ws_.xxx, b.maa_w1, ws_.mix, precision_);
-    Apply(ws_.mix, [](float v) { return std::tanh(v); });
-    Matrix* targets[5] = {&ws_.xw, &ws_.xk, &ws_.xv, &ws_.xr, &ws_.xg};
+    // x_j = a + xx * (maa_j + m_j @ W2[j]) for j in (w, k, v, r, g); each x_j is projected as
+    // soon as it is made, so one buffer holds them all in turn.
+    Mix(a, ws_.xx, b.maa_x, nullptr, ws_.xj);
+    Linear(ws_.xj, b.maa_w1, ws_.mix, precision_);
+    TanhRows(ws_.mix);
     const std::vector<float>* maas[5] = {&b.maa_w, &b.maa_k, &b.maa_v, &b.maa_r, &b.maa_g};
     ws_.mix_j.Resize(N, E);
-    for (int j = 0; j < 5; ++j) {
+    for (int j : {1, 2, 3, 4, 0}) {
       for (int64_t t = 0; t < N; ++t) {
         std::memcpy(ws_.mix_j.Row(t), ws_.mix.Row(t) + j * E, E * sizeof(float));
       }
       Linear(ws_.mix_j, b.maa_w2[j], ws_.delta, precision_);
-      Mix(a, ws_.xx, *maas[j], &ws_.delta, *targets[j]);
+      Mix(a, ws_.xx, *maas[j], &ws_.delta, ws_.xj);
+      switch (j) {
+        case 1:
+          Linear(ws_.xj, b.key, ws_.k, precision_);
+          break;
+        case 2:
+          Linear(ws_.xj, b.value, ws_.v, precision_);
+          break;
+        case 3:
+          Linear(ws_.xj, b.receptance, ws_.r, precision_);
+          break;
+        case 4:
+          Linear(ws_.xj, b.gate, ws_.g, precision_);
+          SiluRows(ws_.g);
+          break;
+        default:
+          // Data-dependent decay: w = time_decay + tanh(x_w @ D1) @ D2, d = exp(-exp(w)).
+          Linear(ws_.xj, b.decay_w1, ws_.decay_lora, precision_);
+          TanhRows(ws_.decay_lora);
+          Linear(ws_.decay_lora, b.decay_w2, ws_.w, precision_);
+          break;
+      }
     }
-
-    Linear(ws_.xr, b.receptance, ws_.r, precision_);
-    Linear(ws_.xk, b.key, ws_.k, precision_);
-    Linear(ws_.xv, b.value, ws_.v, precision_);
-    Linear(ws_.xg, b.gate, ws_.g, precision_);
-    Apply(ws_.g, [](float v) { return v * Sigmoid(v); });  // silu
-
-    // Data-dependent decay: w = time_decay + tanh(x_w @ D1) @ D2, d = exp(-exp(w)).
-    Linear(ws_.xw, b.decay_w1, ws_.decay_lora, precision_);
-    Apply(ws_.decay_lora, [](float v) { return std::tanh(v); });
-    Linear(ws_.decay_lora, b.decay_w2, ws_.w, precision_);
     const int64_t A = c_.attention_hidden_size;
     const float scale = ov.decay_rate_scale;
-#pragma omp parallel for schedule(static) if (N * A > kParallelElems)
-    for (int64_t t = 0; t < N; ++t) {
-      float* wt = ws_.w.Row(t);
-      for (int64_t c = 0; c < A; ++c) wt[c] = std::exp(-scale * std::exp(b.time_decay[c] + wt[c]));
-    }
+    ForRows(ws_.w, [&](float* wt, int64_t) {
+      for (int64_t c = 0; c < A; ++c) wt[c] += b.time_decay[c];
+      kernels::ExpInPlace(wt, A);
+      for (int64_t c = 0; c < A; ++c) wt[c] *= -scale;
+      kernels::ExpInPlace(wt, A);
+    });
 
     // WKV recurrence per (sequence, head); restarts from each sequence's carried state.
     ws_.y.Resize(N, A);
@@ -176,8 +221,8 @@ class BlockRunner {
     const float* g = ws_.g.data();
 #pragma omp parallel for schedule(static) if (N * A > kParallelElems)
     for (int64_t i = 0; i < N * A; ++i) y[i] *= g[i];
-    Linear(ws_.y, b.output, ws_.out, precision_);
-    AddInto(x, ws_.out);
+    Linear(ws_.y, b.output, ws_.delta, precision_);
+    AddInto(x, ws_.delta);
   }
 
   // Channel mix: x += sigmoid(x_r @ Wr) * (relu(x_k @ Wk)^2 @ Wv).
@@ -197,20 +242,24 @@ class BlockRunner {
     }
     if (ov.skip_channel_mix) return;
 
-    Mix(bn, ws_.xx, b.ffn_maa_k, nullptr, ws_.xk);
-    Mix(bn, ws_.xx, b.ffn_maa_r, nullptr, ws_.xr);
-    Linear(ws_.xk, b.ffn_key, ws_.ffn_k, precision_);
+    // Buffers free during the channel mix: xj, delta, r, k.
+    Mix(bn, ws_.xx, b.ffn_maa_k, nullptr, ws_.xj);
+    Mix(bn, ws_.xx, b.ffn_maa_r, nullptr, ws_.delta);
+    Linear(ws_.xj, b.ffn_key, ws_.ffn_k, precision_);
     Apply(ws_.ffn_k, [](float v) {
       const float r = v > 0.0f ? v : 0.0f;
       return r * r;
     });
-    Linear(ws_.ffn_k, b.ffn_value, ws_.out, precision_);
-    Linear(ws_.xr, b.ffn_receptance, ws_.ffn_r, precision_);
-    float* xp = x.data();
-    const float* kv = ws_.out.data();
-    const float* rr = ws_.ffn_r.data();
-#pragma omp parallel for schedule(static) if (N * C > kParallelElems)
-    for (int64_t i = 0; i < N * C; ++i) xp[i] += Sigmoid(rr[i]) * kv[i];
+    Linear(ws_.ffn_k, b.ffn_value, ws_.r, precision_);
+    Linear(ws_.delta, b.ffn_receptance, ws_.k, precision_);
+    // x += sigmoid(rr) * kv, sigmoid(v) = 1 / (1 + exp(-v)); rr is negated in place.
+    ForRows(ws_.k, [&](float* rr, int64_t t) {
+      for (int64_t c = 0; c < C; ++c) rr[c] = -rr[c];
+      kernels::ExpInPlace(rr, C);
+      const float* kv = ws_.r.Row(t);
+      float* xt = x.Row(t);
+      for (int64_t c = 0; c < C; ++c) xt[c] += kv[c] / (1.0f + rr[c]);
+    });
   }
 
  private:
@@ -225,7 +274,7 @@ class BlockRunner {
   const ModelConfig& c_;
   const TokenBatch& batch_;
   MatMulPrecision precision_;
-  Workspace& ws_;
+  ForwardWorkspace& ws_;
 };
 
 }  // namespace
@@ -281,15 +330,15 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
     result.states.push_back(initial_states.empty() ? ZeroState() : initial_states[s]);
   }
 
-  Matrix x;
+  std::unique_ptr<ForwardWorkspace> ws = AcquireWorkspace();
+  Matrix& x = ws->x;
   EmbedTokens(weights_->embeddings(), batch.tokens, x);
   const LayerNormWeights& pre = weights_->pre_ln();
   kernels::LayerNormRows(x.data(), x.rows(), C, pre.weight.data(), pre.bias.data(),
                          c.layer_norm_epsilon, x.data());
   if (want[0]) tap(0, x);
 
-  Workspace ws;
-  BlockRunner runner(c, batch, options.precision, ws);
+  BlockRunner runner(c, batch, options.precision, *ws);
   const BlockOverride no_override;
   std::vector<BlockState*> states(n_seq);
   for (int64_t i = 0; i < L; ++i) {
@@ -315,7 +364,29 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
     }
   }
   if (!options.return_states) result.states.clear();
+  ReleaseWorkspace(std::move(ws));
   return result;
+}
+
+Rwkv6Model::Rwkv6Model(std::unique_ptr<ModelWeights> weights) : weights_(std::move(weights)) {}
+Rwkv6Model::~Rwkv6Model() = default;
+
+std::unique_ptr<ForwardWorkspace> Rwkv6Model::AcquireWorkspace() const {
+  std::lock_guard<std::mutex> lock(pool_mutex_);
+  if (pool_.empty()) return std::make_unique<ForwardWorkspace>();
+  auto ws = std::move(pool_.back());
+  pool_.pop_back();
+  return ws;
+}
+
+void Rwkv6Model::ReleaseWorkspace(std::unique_ptr<ForwardWorkspace> ws) const {
+  std::lock_guard<std::mutex> lock(pool_mutex_);
+  pool_.push_back(std::move(ws));
+}
+
+void Rwkv6Model::FreeWorkspaces() {
+  std::lock_guard<std::mutex> lock(pool_mutex_);
+  pool_.clear();
 }
 
 }  // namespace rwkv_embed

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <vector>
 
@@ -68,9 +69,14 @@ struct ForwardResult {
   std::vector<SequenceState> states;  // [num_sequences] when asked
 };
 
+struct ForwardWorkspace;
+
 class Rwkv6Model {
  public:
-  explicit Rwkv6Model(std::unique_ptr<ModelWeights> weights) : weights_(std::move(weights)) {}
+  explicit Rwkv6Model(std::unique_ptr<ModelWeights> weights);
+  ~Rwkv6Model();
+  Rwkv6Model(const Rwkv6Model&) = delete;
+  Rwkv6Model& operator=(const Rwkv6Model&) = delete;
 
   const ModelConfig& config() const { return weights_->config(); }
   const ModelWeights& weights() const { return *weights_; }
@@ -84,8 +90,18 @@ class Rwkv6Model {
 
   SequenceState ZeroState() const;
 
+  // Forward keeps its scratch buffers (about 50 x C bytes per batch token) for the next call;
+  // this returns them to the system.
+  void FreeWorkspaces();
+
  private:
+  std::unique_ptr<ForwardWorkspace> AcquireWorkspace() const;
+  void ReleaseWorkspace(std::unique_ptr<ForwardWorkspace> ws) const;
+
   std::unique_ptr<ModelWeights> weights_;
+  // Thread-safe pool: concurrent Forward calls each take their own workspace.
+  mutable std::mutex pool_mutex_;
+  mutable std::vector<std::unique_ptr<ForwardWorkspace>> pool_;
 };
 
 }  // namespace rwkv_embed

@@ -14,14 +14,15 @@ RwkvEmbedder::RwkvEmbedder(std::shared_ptr<const Rwkv6Model> model,
 
 std::unique_ptr<RwkvEmbedder> RwkvEmbedder::Load(const std::filesystem::path& model_dir,
                                                  const std::filesystem::path& vocab,
-                                                 RwkvEmbedderOptions options) {
+                                                 RwkvEmbedderOptions options,
+                                                 const LoadOptions& load) {
   const auto vocab_path = vocab.empty() ? model_dir / kWorldVocabFile : vocab;
   if (!std::filesystem::exists(vocab_path)) {
     throw IoError("vocabulary not found: " + vocab_path.string() +
                   " (HF RWKV-6 folders ship rwkv_vocab_v20230424.txt; pass --vocab FILE)");
   }
   auto tokenizer = std::make_shared<WorldTokenizer>(WorldTokenizer::FromVocabFile(vocab_path));
-  auto model = std::make_shared<Rwkv6Model>(ModelWeights::Load(model_dir));
+  auto model = std::make_shared<Rwkv6Model>(ModelWeights::Load(model_dir, load));
   if (tokenizer->vocab_size() > model->config().vocab_size) {
     throw ShapeError("vocabulary " + vocab_path.string() + " has " +
                      std::to_string(tokenizer->vocab_size()) + " ids but the model embeds only " +

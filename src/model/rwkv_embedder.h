@@ -16,7 +16,9 @@ namespace rwkv_embed {
 
 struct RwkvEmbedderOptions {
   // Tokens per forward pass. Sentences are never split; one longer than the budget runs alone.
-  int64_t batch_tokens = 4096;
+  // The forward pass needs about 44 C + 4 F bytes per batch token of scratch (240 MB at 2048
+  // tokens for Finch-1B6), which keeps peak memory within 1.15x the weight bytes.
+  int64_t batch_tokens = 2048;
   kernels::MatMulPrecision precision = kernels::MatMulPrecision::kF32;
   std::vector<BlockOverride> overrides;  // ablations, one per block (or empty)
   // Called after each batch with (sentences done, total sentences, tokens done).
@@ -31,7 +33,8 @@ class RwkvEmbedder : public Embedder {
   // Loads DIR (config.json, weights) and the vocabulary (default DIR/rwkv_vocab_v20230424.txt).
   static std::unique_ptr<RwkvEmbedder> Load(const std::filesystem::path& model_dir,
                                             const std::filesystem::path& vocab = {},
-                                            RwkvEmbedderOptions options = {});
+                                            RwkvEmbedderOptions options = {},
+                                            const LoadOptions& load = {});
 
   std::string Name() const override { return "rwkv"; }
   std::string Description() const override;

@@ -6,12 +6,7 @@
 #include "core/error.h"
 
 namespace rwkv_embed {
-namespace {
-
-// Maps a Hugging Face tensor name to the RWKV authors' original name (as in safetensors converted
-// from their .pth files): rwkv.embeddings -> emb, rwkv.blocks.N -> blocks.N, attention -> att,
-// feed_forward -> ffn, pre_ln -> ln0, rwkv.ln_out -> ln_out.
-std::string HfToOriginal(std::string name) {
+std::string HfToOriginalName(std::string name) {
   auto replace = [&name](std::string_view from, std::string_view to) {
     if (auto pos = name.find(from); pos != std::string::npos) name.replace(pos, from.size(), to);
   };
@@ -23,6 +18,8 @@ std::string HfToOriginal(std::string name) {
   replace(".pre_ln.", ".ln0.");
   return name;
 }
+
+namespace {
 
 std::string ShapeString(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -37,7 +34,7 @@ class ModelWeights::Loader {
   Loader(ModelWeights& m, const LoadOptions& options) : m_(m), options_(options) {}
 
   const TensorView& Tensor(const std::string& hf_name) {
-    const std::string name = m_.naming_ == "hf" ? hf_name : HfToOriginal(hf_name);
+    const std::string name = m_.naming_ == "hf" ? hf_name : HfToOriginalName(hf_name);
     const TensorView& t = m_.store_.Get(name);
     if (t.dtype != DType::kF32 && t.dtype != DType::kBF16 && t.dtype != DType::kF16) {
       throw ShapeError("tensor '" + name + "' in " + Where(t) + " has dtype " +

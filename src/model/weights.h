@@ -16,6 +16,11 @@
 
 namespace rwkv_embed {
 
+// Maps a Hugging Face tensor name to the RWKV authors' original name (as in safetensors converted
+// from their .pth files): rwkv.embeddings -> emb, rwkv.blocks.N -> blocks.N, attention -> att,
+// feed_forward -> ffn, pre_ln -> ln0, rwkv.ln_out -> ln_out.
+std::string HfToOriginalName(std::string name);
+
 struct LayerNormWeights {
   std::vector<float> weight, bias;  // [dim]
 };

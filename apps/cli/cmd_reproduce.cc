@@ -1,0 +1,102 @@
+// rwkv-embed reproduce: the study's protocol in one command — MRPC seeded train-1000 subset + full
+// dev (and test), STS-B dev/test, every RWKV layer from one forward pass (the study's HF layers
+// 1,3,...,11 reported side by side with its numbers), the GloVe baseline, SIF and the
+// random-weights control — written as OUT/<model>/{mrpc,stsb}.json, report.md and plots/.
+#include <cstdio>
+#include <iostream>
+
+#include "commands.h"
+#include "common.h"
+#include "core/error.h"
+#include "eval_options.h"
+#include "report/runner.h"
+
+namespace rwkv_embed::cli {
+namespace {
+
+struct ReproduceArgs {
+  EvalCliArgs common;
+  std::string out, tasks = "mrpc,stsb";
+  int64_t train_subset = 1000;
+  bool no_sif = false, no_random_control = false;
+};
+
+int RunReproduce(const ReproduceArgs& a) {
+  if (a.common.model.empty() || a.common.glove.empty()) {
+    throw UsageError("reproduce needs both --model DIR and --glove FILE");
+  }
+  EvalCliArgs c = a.common;
+  c.sif = !a.no_sif;
+  c.random_control = !a.no_random_control;
+  report::RunOptions o = ToRunOptions(c);
+  const std::string fit = c.fit_split == "none" ? "" : c.fit_split;
+  const std::string train = "train-" + std::to_string(a.train_subset);
+  std::string rest = a.tasks;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string task = rest.substr(0, comma);
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    if (task == "mrpc") {
+      o.tasks.push_back({"mrpc", {train, "dev", "test"}, fit});
+    } else if (task == "stsb") {
+      o.tasks.push_back({"stsb", {"dev", "test"}, fit});
+    } else {
+      throw UsageError("unknown task '" + task + "' in --tasks (expected mrpc and/or stsb)");
+    }
+  }
+  const std::string model_name =
+      std::filesystem::path(c.model).lexically_normal().filename().empty()
+          ? std::filesystem::path(c.model).parent_path().filename().string()
+          : std::filesystem::path(c.model).filename().string();
+  const std::filesystem::path out_dir = std::filesystem::path(a.out) / model_name;
+  o.scratch_dir = out_dir;
+  report::RunInfo info;
+  info.tool_version = RWKV_EMBED_VERSION;
+  info.command_line = JoinedCommandLine();
+  info.model_name = model_name;
+  std::filesystem::create_directories(out_dir);
+  const report::RunOutput out = report::RunEvaluation(o, info);
+  std::vector<std::string> messages;
+  const auto files = report::WriteOutputs(out, out_dir, &messages);
+  for (const std::string& n : out.run.notes) std::printf("note: %s\n", n.c_str());
+  for (const report::TaskResults& t : out.tasks) {
+    for (const eval::MethodResult& m : t.methods) {
+      for (const eval::SplitResult& s : m.splits) {
+        std::printf("%-5s %-11s %-15s", t.task.c_str(), s.split.c_str(), m.method.c_str());
+        for (const eval::LayerResult& l : s.layers) {
+          if (m.num_blocks >= 0) std::printf(" L%d", l.layer);
+          std::printf(" %.4f", l.spearman);
+        }
+        std::printf("  (%.2e s/pair)\n", s.SecondsPerPair());
+      }
+    }
+  }
+  for (const std::string& msg : messages) std::fprintf(stderr, "reproduce: %s\n", msg.c_str());
+  std::printf("reproduce: wrote %zu files into %s in %.1f s (report: %s)\n", files.size(),
+              out_dir.string().c_str(), out.run.evaluation_seconds,
+              (out_dir / "report.md").string().c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command RegisterReproduce(CLI::App& app) {
+  auto a = std::make_shared<ReproduceArgs>();
+  auto* sub = app.add_subcommand(
+      "reproduce",
+      "Run the study's protocol (MRPC train-1000 + dev, all layers, GloVe) and more; write "
+      "JSON, a Markdown report and plots into OUT/<model>/");
+  sub->add_option("--out", a->out, "output folder (results go to OUT/<model name>/)")->required();
+  sub->add_option("--tasks", a->tasks, "mrpc and/or stsb")->capture_default_str();
+  sub->add_option("--train-subset", a->train_subset,
+                  "pairs in the scored MRPC train subset (the study: 1000)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_flag("--no-sif", a->no_sif, "leave out the SIF baseline");
+  sub->add_flag("--no-random-control", a->no_random_control,
+                "leave out the random-weights control");
+  AddEvalOptions(sub, &a->common);
+  return {sub, [a] { return RunReproduce(*a); }};
+}
+
+}  // namespace rwkv_embed::cli

@@ -1,0 +1,33 @@
+// Options shared by `rwkv-embed eval` and `rwkv-embed reproduce` (one declaration each: flag,
+// default, help), turned into a report::RunOptions.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "report/runner.h"
+
+namespace rwkv_embed::cli {
+
+struct EvalCliArgs {
+  std::string data_dir, glove, model, vocab, layers = "all", pooling = "mean", normalize = "none",
+                                             precision = "f32", word_tokenizer = "whitespace",
+                                             subset_seeds = "0-4", fit_split = "train";
+  bool hf_index = false, lowercase = false, sif = false, random_control = false,
+       no_comparisons = false;
+  int threads = 0;
+  int64_t batch_tokens = 2048, bootstrap = 1000, subset_size = 1000;
+  uint64_t seed = 0;
+  double undefined_cosine = 0.0;
+};
+
+// Adds the shared flags to `sub` (data, methods, choices, statistics).
+void AddEvalOptions(CLI::App* sub, EvalCliArgs* a);
+
+// Fills everything but the task plan.
+report::RunOptions ToRunOptions(const EvalCliArgs& a);
+
+// The command line as given, for the outputs.
+std::string JoinedCommandLine();
+
+}  // namespace rwkv_embed::cli

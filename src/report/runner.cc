@@ -1,0 +1,338 @@
+#include "report/runner.h"
+
+#include <omp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <ctime>
+#include <memory>
+
+#include "baselines/averaged_word_embedder.h"
+#include "baselines/sif_embedder.h"
+#include "baselines/word_vectors.h"
+#include "core/error.h"
+#include "eval/resources.h"
+#include "model/layer_spec.h"
+#include "model/random_init.h"
+#include "model/rwkv_embedder.h"
+#include "report/plots.h"
+
+namespace rwkv_embed::report {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string UtcNow() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+struct TaskData {
+  std::vector<PairDataset> splits;
+  std::optional<PairDataset> fit;
+};
+
+void Log(const RunOptions& o, const std::string& line) {
+  if (o.log) o.log(line);
+}
+
+// Runs one method over every task; `method` names the result (e.g. "random-control").
+void RunMethod(Embedder& embedder, const std::string& method, double load_seconds, bool isolated,
+               int num_blocks, const std::vector<int>& layers, const RunOptions& o,
+               const std::vector<TaskData>& data, std::vector<TaskResults>* tasks) {
+  eval::EvalOptions eo;
+  eo.request.layers = layers;
+  eo.request.pooling = o.pooling;
+  eo.request.normalization = o.normalization;
+  eo.num_blocks = num_blocks;
+  eo.bootstrap = o.bootstrap;
+  eo.seed = o.seed;
+  eo.level = o.level;
+  eo.undefined_cosine = o.undefined_cosine;
+  eo.subset_seeds = o.subset_seeds;
+  eo.subset_size = o.subset_size;
+  for (size_t t = 0; t < data.size(); ++t) {
+    const auto t0 = Clock::now();
+    eval::EvalInputs in{data[t].splits, data[t].fit};
+    eval::MethodResult r = eval::EvaluateMethod(embedder, in, eo);
+    r.method = method;
+    r.load_seconds = load_seconds;
+    r.peak_rss_isolated = isolated;
+    Log(o, method + " on " + (*tasks)[t].task + ": " + std::to_string(Since(t0)).substr(0, 6) +
+               " s, peak RSS " + std::to_string(r.peak_rss_kib / 1024) + " MiB");
+    (*tasks)[t].methods.push_back(std::move(r));
+  }
+}
+
+}  // namespace
+
+std::vector<uint64_t> ParseSeedList(const std::string& spec) {
+  std::vector<uint64_t> seeds;
+  if (spec.empty() || spec == "none") return seeds;
+  auto parse = [&](std::string_view s) {
+    uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) {
+      throw UsageError("invalid seed '" + std::string(s) + "' in '" + spec +
+                       "' (expected e.g. 0-4, 0..4 or 1,5,9)");
+    }
+    return v;
+  };
+  size_t pos = 0;
+  while (pos <= spec.size()) {
+    const size_t comma = std::min(spec.find(',', pos), spec.size());
+    const std::string_view item = std::string_view(spec).substr(pos, comma - pos);
+    size_t sep = item.find("..");
+    size_t len = 2;
+    if (sep == std::string_view::npos) {
+      sep = item.find('-');
+      len = 1;
+    }
+    if (sep != std::string_view::npos) {
+      const uint64_t a = parse(item.substr(0, sep)), b = parse(item.substr(sep + len));
+      if (b < a || b - a >= 10000) throw UsageError("bad seed range '" + std::string(item) + "'");
+      for (uint64_t s = a; s <= b; ++s) seeds.push_back(s);
+    } else {
+      seeds.push_back(parse(item));
+    }
+    pos = comma + 1;
+  }
+  return seeds;
+}
+
+RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
+  const auto t_start = Clock::now();
+  run.started_at = UtcNow();
+  if (o.tasks.empty()) throw UsageError("no task to evaluate");
+  if (o.glove.empty() && o.model_dir.empty()) {
+    throw UsageError("nothing to evaluate: give --glove FILE and/or --model DIR");
+  }
+  if (o.sif && o.glove.empty()) throw UsageError("--sif needs --glove FILE (its word vectors)");
+  if (o.random_control && o.model_dir.empty()) {
+    throw UsageError("--random-control needs --model DIR (its architecture)");
+  }
+
+  // Data first (small, resident for every method alike).
+  std::vector<TaskData> data;
+  RunOutput out;
+  json files = json::object();
+  files["data_dir"] = o.data_dir.string();
+  for (const TaskPlan& plan : o.tasks) {
+    TaskData d;
+    TaskResults tr;
+    tr.task = plan.task;
+    for (const std::string& split : plan.splits) {
+      d.splits.push_back(LoadTask(plan.task, split, o.data_dir, o.seed));
+      files[plan.task + "/" + split] = d.splits.back().source.string();
+      tr.samples.push_back(d.splits.back());
+    }
+    if (!plan.fit_split.empty()) {
+      d.fit = LoadTask(plan.task, plan.fit_split, o.data_dir, o.seed);
+      files[plan.task + "/fit:" + plan.fit_split] = d.fit->source.string();
+    }
+    Log(o, "data: " + plan.task + " loaded from " + o.data_dir.string());
+    data.push_back(std::move(d));
+    out.tasks.push_back(std::move(tr));
+  }
+
+  // Word-vector baselines, before any model is loaded.
+  std::string vectors_note;
+  if (!o.glove.empty()) {
+    const bool isolated = eval::ResetPeakRss();
+    const auto t0 = Clock::now();
+    auto vectors =
+        std::make_shared<const baselines::WordVectors>(baselines::WordVectors::LoadText(o.glove));
+    const double load = Since(t0);
+    files["glove"] = o.glove.string();
+    vectors_note = std::to_string(vectors->dim()) + "d word vectors " + o.glove.string() + " (" +
+                   std::to_string(vectors->size()) + " words)";
+    Log(o, "glove: loaded " + vectors_note + " in " + std::to_string(load) + " s");
+    baselines::AveragedWordOptions ao;
+    ao.tokenizer = o.word_tokenizer;
+    ao.lowercase = o.lowercase;
+    baselines::AveragedWordEmbedder glove(vectors, ao);
+    RunMethod(glove, "glove", load, isolated, -1, {}, o, data, &out.tasks);
+    if (o.sif) {
+      // SIF's p(w) and common component come from each task's fit split; the vectors stay
+      // loaded from the GloVe run, so SIF's peak includes them (and only them).
+      const bool sif_isolated = eval::ResetPeakRss();
+      baselines::SifOptions so;
+      so.tokenizer = o.word_tokenizer;
+      so.lowercase = o.lowercase;
+      for (size_t t = 0; t < data.size(); ++t) {
+        if (!data[t].fit) {
+          throw UsageError("--sif needs a fitting split for " + o.tasks[t].task +
+                           " (--fit-split train)");
+        }
+        baselines::SifEmbedder sif(vectors, so);
+        const auto tf = Clock::now();
+        sif.Fit(UniqueSentences(*data[t].fit, nullptr));
+        std::vector<TaskData> one = {data[t]};
+        std::vector<TaskResults> res(1);
+        res[0].task = out.tasks[t].task;
+        RunMethod(sif, "sif", load + Since(tf), sif_isolated, -1, {}, o, one, &res);
+        res[0].methods[0].description +=
+            "; fitted on " + data[t].fit->task + " " + data[t].fit->split;
+        out.tasks[t].methods.push_back(std::move(res[0].methods[0]));
+      }
+    }
+  }
+
+  // RWKV, then the random-weights control of the same shape.
+  std::string model_note;
+  if (!o.model_dir.empty()) {
+    RwkvEmbedderOptions ro;
+    ro.batch_tokens = o.batch_tokens;
+    ro.precision = o.precision;
+    const std::filesystem::path vocab = o.vocab.empty() ? o.model_dir / kWorldVocabFile : o.vocab;
+    ModelConfig config;
+    std::vector<int> layers;
+    {
+      const bool isolated = eval::ResetPeakRss();
+      const auto t0 = Clock::now();
+      auto model = RwkvEmbedder::Load(o.model_dir, vocab, ro);
+      const double load = Since(t0);
+      config = model->model().config();
+      const int L = static_cast<int>(config.num_layers);
+      layers = ParseLayerSpec(o.layers, L, o.hf_index);
+      model_note = "RWKV-6 model " + o.model_dir.string() + " (" + std::to_string(L) +
+                   " blocks, hidden " + std::to_string(config.hidden_size) +
+                   (config.random_weights ? ", random weights" : "") + ")";
+      files["model_dir"] = o.model_dir.string();
+      files["vocab"] = vocab.string();
+      Log(o, "rwkv: loaded " + model_note + " in " + std::to_string(load) + " s");
+      RunMethod(*model, "rwkv", load, isolated, L, layers, o, data, &out.tasks);
+    }  // the model is released here, before the control is loaded
+    if (o.random_control) {
+      const std::filesystem::path dir =
+          (o.scratch_dir.empty() ? std::filesystem::temp_directory_path() : o.scratch_dir) /
+          ("rwkv-embed-random-control-" + std::to_string(::getpid()));
+      RandomModelOptions rm;
+      rm.seed = o.seed;
+      WriteRandomModel(config, rm, dir);
+      try {
+        const bool isolated = eval::ResetPeakRss();
+        const auto t0 = Clock::now();
+        auto control = RwkvEmbedder::Load(dir, vocab, ro);
+        const double load = Since(t0);
+        RunMethod(*control, "random-control", load, isolated, static_cast<int>(config.num_layers),
+                  layers, o, data, &out.tasks);
+        for (TaskResults& t : out.tasks) {
+          t.methods.back().description += "; random weights (init-model, seed " +
+                                          std::to_string(o.seed) + ") in the shape of " +
+                                          o.model_dir.string();
+        }
+      } catch (...) {
+        std::filesystem::remove_all(dir);
+        throw;
+      }
+      std::filesystem::remove_all(dir);
+    }
+  }
+
+  if (o.comparisons && o.bootstrap > 0) {
+    const metrics::ResampleOptions ro{o.bootstrap, o.seed, o.level};
+    for (TaskResults& t : out.tasks) {
+      const eval::MethodResult* rwkv = t.FindMethod("rwkv");
+      std::vector<const eval::MethodResult*> bases;
+      for (const char* b : {"glove", "sif"}) {
+        if (const eval::MethodResult* m = t.FindMethod(b)) bases.push_back(m);
+      }
+      if (rwkv != nullptr) {
+        t.comparisons = eval::StandardComparisons(*rwkv, bases, t.FindMethod("random-control"), ro);
+      } else if (bases.size() == 2) {
+        for (const eval::SplitResult& s : bases[1]->splits) {
+          t.comparisons.push_back(
+              eval::CompareLayers(*bases[1], 0, *bases[0], 0, s.split, "vs_baseline", ro));
+        }
+      }
+    }
+  }
+
+  // Every choice, recorded.
+  json& st = run.settings;
+  st["seed"] = o.seed;
+  st["bootstrap_resamples"] = o.bootstrap;
+  st["confidence_level"] = o.level;
+  st["subset_seeds"] = o.subset_seeds;
+  st["subset_size"] = o.subset_size;
+  st["pooling"] = std::string(PoolingName(o.pooling));
+  st["normalization"] = std::string(NormalizationName(o.normalization));
+  st["similarity"] = "cosine";
+  st["undefined_cosine"] = o.undefined_cosine;
+  st["threshold_objective"] = "accuracy, fitted on the fit split minus the scored pairs";
+  st["word_tokenizer"] = std::string(baselines::WordTokenizerName(o.word_tokenizer));
+  st["lowercase"] = o.lowercase;
+  st["oov_words"] = "zero vector, counted in the average (study §3.2)";
+  st["layers"] = o.layers;
+  st["layers_are_hf_indices"] = o.hf_index;
+  st["precision"] = o.precision == kernels::MatMulPrecision::kBF16 ? "bf16" : "f32";
+  st["batch_tokens"] = o.batch_tokens;
+  st["threads"] = omp_get_max_threads();
+  st["random_control"] = o.random_control;
+  st["sif"] = o.sif;
+  st["files"] = files;
+  run.notes.push_back("Model used: " + (model_note.empty() ? std::string("none") : model_note));
+  run.notes.push_back("Word vectors used: " +
+                      (vectors_note.empty() ? std::string("none") : vectors_note));
+  run.notes.push_back(
+      "The study used RWKV-6 Finch 1.6B (HF RWKV/v6-Finch-1B6-HF, 24 blocks, hidden 2048) and "
+      "GloVe 6B 50d (glove.6B.50d.txt) on a Tesla T4; numbers from other models or vectors are "
+      "not comparable to its published ones.");
+  if (!o.model_dir.empty() && o.model_dir.filename().string().find("tiny") != std::string::npos) {
+    run.notes.push_back(
+        "The model here is a tiny test model (random weights per shared/README.md), not the "
+        "study's 1.6B model: its RWKV rows measure the harness, not RWKV.");
+  }
+  run.evaluation_seconds = Since(t_start);
+  out.run = std::move(run);
+  return out;
+}
+
+std::vector<std::filesystem::path> WriteOutputs(const RunOutput& output,
+                                                const std::filesystem::path& out_dir,
+                                                std::vector<std::string>* messages) {
+  std::vector<std::filesystem::path> written;
+  for (const TaskResults& t : output.tasks) {
+    const std::filesystem::path p = out_dir / (t.task + ".json");
+    WriteJson(TaskJson(t, output.run), p);
+    written.push_back(p);
+  }
+  std::vector<std::string> plot_names;
+  const std::filesystem::path plot_dir = out_dir / "plots";
+  for (const TaskResults& t : output.tasks) {
+    std::vector<std::string> splits;
+    for (const PairDataset& d : t.samples) splits.push_back(d.split);
+    std::vector<PlotFiles> plots = {PlotLayerSweep(t, splits, plot_dir, t.task + "-layers")};
+    const std::string cost_split =
+        std::find(splits.begin(), splits.end(), "dev") != splits.end() ? "dev" : splits.front();
+    plots.push_back(PlotCosts(t, cost_split, plot_dir, t.task + "-costs"));
+    for (const PlotFiles& f : plots) {
+      written.push_back(f.data);
+      written.push_back(f.script);
+      if (f.rendered) {
+        written.push_back(f.svg);
+        plot_names.push_back("plots/" + f.svg.filename().string());
+      } else if (messages != nullptr) {
+        messages->push_back(f.message);
+      }
+    }
+  }
+  const std::filesystem::path md = out_dir / "report.md";
+  WriteText(MarkdownReport(output.tasks, output.run, plot_names), md);
+  written.push_back(md);
+  return written;
+}
+
+}  // namespace rwkv_embed::report

@@ -1,0 +1,76 @@
+// Runs a whole evaluation — datasets, every method measured in isolation, comparisons — and writes
+// its outputs. Shared by `rwkv-embed eval` (one task/split, any methods) and `rwkv-embed
+// reproduce` (the study's protocol and more).
+//
+// Cost isolation (issue 3, item 5): methods run one after another, the outer loop over methods:
+// GloVe, SIF (the word vectors are then released), RWKV (released), the random-weights control.
+// Before each method the peak RSS is reset (eval::ResetPeakRss), so GloVe is measured without
+// the RWKV model resident — unlike the study, whose GloVe memory included the loaded model.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "baselines/word_tokenizer.h"
+#include "kernels/gemm.h"
+#include "pooling/pooling.h"
+#include "report/report.h"
+
+namespace rwkv_embed::report {
+
+struct TaskPlan {
+  std::string task;                 // "mrpc" | "stsb"
+  std::vector<std::string> splits;  // scored: train | train-N | dev | test
+  std::string fit_split = "train";  // thresholds, SIF fitting and subsets; "" = none
+};
+
+struct RunOptions {
+  std::filesystem::path data_dir;
+  std::vector<TaskPlan> tasks;
+  // Methods. An empty path leaves the method out.
+  std::filesystem::path glove;  // averaged word vectors ("glove")
+  bool sif = false;             // SIF on the same vectors, fitted on the task's fit split
+  std::filesystem::path model_dir, vocab;  // RWKV ("rwkv"); vocab default MODEL/rwkv_vocab...
+  bool random_control = false;             // same architecture, random weights ("random-control")
+  // Choices (all recorded in the outputs).
+  std::string layers = "all";
+  bool hf_index = false;
+  Pooling pooling = Pooling::kMean;
+  Normalization normalization = Normalization::kNone;
+  kernels::MatMulPrecision precision = kernels::MatMulPrecision::kF32;
+  int64_t batch_tokens = 2048;
+  baselines::WordTokenizer word_tokenizer = baselines::WordTokenizer::kWhitespace;
+  bool lowercase = false;  // the study: plain whitespace tokens, no lower-casing mentioned
+  uint64_t seed = 0;       // train-N subset and bootstrap seed; random-control weights seed
+  int64_t bootstrap = 1000;
+  double level = 0.95;
+  std::vector<uint64_t> subset_seeds;
+  int64_t subset_size = 1000;
+  double undefined_cosine = 0.0;
+  bool comparisons = true;
+  std::filesystem::path scratch_dir;  // the random-control model is written here, then removed
+  std::function<void(const std::string&)> log;  // progress lines (may be empty)
+};
+
+struct RunOutput {
+  std::vector<TaskResults> tasks;
+  RunInfo run;
+};
+
+// Loads the data, runs every method and the comparisons. `run` carries the command line and tool
+// version; settings, notes and timing are filled in here.
+RunOutput RunEvaluation(const RunOptions& options, RunInfo run);
+
+// Writes OUT/<task>.json for every task, OUT/report.md and the plots (OUT/plots/*.svg with their
+// .dat/.gp). Returns the files written and, for plots not drawn, why (in `messages`).
+std::vector<std::filesystem::path> WriteOutputs(const RunOutput& output,
+                                                const std::filesystem::path& out_dir,
+                                                std::vector<std::string>* messages);
+
+// "0-4", "0..4", "1,5,9" -> seeds. UsageError on bad input.
+std::vector<uint64_t> ParseSeedList(const std::string& spec);
+
+}  // namespace rwkv_embed::report

@@ -1,0 +1,262 @@
+// End-to-end tests of `rwkv-embed eval` (the CLI forms of issue 3, as written) and of a small
+// `rwkv-embed reproduce` on the shared tiny model, on a data folder cut down from ../shared/data
+// (same files, same quirks: BOM, unbalanced quotes, extra STS-B columns) so it runs in seconds.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "report/report.h"
+#include "test_util.h"
+
+namespace rwkv_embed {
+namespace {
+
+using nlohmann::json;
+using testing::RunCli;
+
+json ReadJson(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  EXPECT_TRUE(in) << p;
+  return json::parse(in);
+}
+
+// The first `lines` lines of a shared file.
+void CopyHead(const std::filesystem::path& from, const std::filesystem::path& to, int lines) {
+  std::filesystem::create_directories(to.parent_path());
+  std::ifstream in(from, std::ios::binary);
+  std::ofstream out(to, std::ios::binary);
+  std::string line;
+  for (int i = 0; i < lines && std::getline(in, line); ++i) out << line << "\n";
+}
+
+// DATA laid out like ../shared/data with 40 MRPC train, 30 dev, 20 test pairs and 20 STS-B
+// pairs per split (the header lines of the MRPC files count).
+std::filesystem::path SmallData(const std::filesystem::path& shared_data,
+                                const std::filesystem::path& scratch) {
+  const auto dir = scratch / "data";
+  CopyHead(shared_data / "mrpc/train.tsv", dir / "mrpc/train.tsv", 41);
+  CopyHead(shared_data / "mrpc/dev.tsv", dir / "mrpc/dev.tsv", 31);
+  CopyHead(shared_data / "mrpc/msr_paraphrase_test.txt", dir / "mrpc/msr_paraphrase_test.txt", 21);
+  for (const char* s : {"train", "dev", "test"}) {
+    CopyHead(shared_data / "stsb" / (std::string("sts-") + s + ".tsv"),
+             dir / "stsb" / (std::string("sts-") + s + ".tsv"), 20);
+  }
+  return dir;
+}
+
+void ExpectScoreObject(const json& o, const std::string& method, const std::string& split,
+                       int n_pairs, bool binary) {
+  EXPECT_EQ(o["method"], method);
+  EXPECT_EQ(o["split"], split);
+  EXPECT_EQ(o["n_pairs"], n_pairs);
+  for (const char* k : {"main_score", "cosine_spearman", "cosine_pearson", "layer", "hf_layer"}) {
+    EXPECT_TRUE(o.contains(k)) << k;
+  }
+  for (const char* k : {"roc_auc", "ap", "accuracy", "f1", "threshold"}) {
+    EXPECT_EQ(o.contains(k), binary) << k;
+  }
+  EXPECT_TRUE(o["cosine_spearman"].is_number()) << o.dump();
+}
+
+TEST(CliEval, GloveOnEverySplitOfMrpcAndStsb) {
+  RWKV_EMBED_REQUIRE_SHARED(glove, "vectors/glove.6B.100d.mrpc-stsb.txt");
+  RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/train.tsv");
+  const auto data_dir = data.parent_path().parent_path();
+  const auto dir = testing::TempDir();
+  struct Case {
+    std::string task, split;
+    int n;
+  };
+  for (const Case& c : {Case{"mrpc", "dev", 408}, Case{"mrpc", "test", 1725},
+                        Case{"mrpc", "train-1000", 1000}, Case{"stsb", "test", 1379}}) {
+    const auto out = dir / (c.task + "-" + c.split + ".json");
+    const auto run = RunCli({"eval", "--task", c.task, "--split", c.split, "--data-dir",
+                             data_dir.string(), "--glove", glove.string(), "--output", out.string(),
+                             "--bootstrap", "100", "--subset-seeds", "0-2"});
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    const json j = ReadJson(out);
+    EXPECT_FALSE(report::HasNonFinite(j));
+    ASSERT_EQ(j["scores"][c.split].size(), 1u);
+    const json& o = j["scores"][c.split][0];
+    ExpectScoreObject(o, "glove", c.split, c.n, c.task == "mrpc");
+    EXPECT_EQ(o["layer"], 0);
+    EXPECT_TRUE(o["hf_layer"].is_null());
+    EXPECT_GT(o["cosine_spearman"].get<double>(), 0.2) << c.task << " " << c.split;
+    if (c.task == "mrpc") {
+      // Fitted on train; for the train subset, on the rest of train.
+      const std::string from = o["threshold_split"];
+      EXPECT_NE(from.find("mrpc train"), std::string::npos) << from;
+      if (c.split == "train-1000") {
+        EXPECT_NE(from.find("minus the 1000 pairs scored here (2668 pairs)"), std::string::npos)
+            << from;
+      }
+    }
+    EXPECT_EQ(j["settings"]["lowercase"], false);
+    EXPECT_EQ(j["settings"]["word_tokenizer"], "whitespace");
+    EXPECT_EQ(j["subset_spread"][0]["seeds"], json({0, 1, 2}));
+    EXPECT_NE(run.out.find("glove"), std::string::npos);
+  }
+}
+
+TEST(CliEval, GloveRegexLowercaseChangesTheTokensAndIsRecorded) {
+  RWKV_EMBED_REQUIRE_SHARED(glove, "vectors/glove.6B.100d.mrpc-stsb.txt");
+  RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/train.tsv");
+  const auto data_dir = data.parent_path().parent_path();
+  const auto dir = testing::TempDir();
+  const auto plain = dir / "plain.json", lower = dir / "lower.json";
+  const std::vector<std::string> base = {
+      "eval",       "--task",          "mrpc",    "--split",      "dev",
+      "--data-dir", data_dir.string(), "--glove", glove.string(), "--bootstrap",
+      "0",          "--fit-split",     "none"};
+  auto a = base;
+  a.insert(a.end(), {"--output", plain.string()});
+  auto b = base;
+  b.insert(b.end(), {"--word-tokenizer", "regex", "--lowercase", "--output", lower.string()});
+  ASSERT_EQ(RunCli(a).exit_code, 0);
+  const auto run = RunCli(b);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json jp = ReadJson(plain), jl = ReadJson(lower);
+  EXPECT_EQ(jl["settings"]["lowercase"], true);
+  EXPECT_EQ(jl["settings"]["word_tokenizer"], "regex");
+  EXPECT_NE(jp["scores"]["dev"][0]["cosine_spearman"], jl["scores"]["dev"][0]["cosine_spearman"]);
+  // No fitting split: threshold metrics are null with the reason, the CI says bootstrap is off.
+  const json& o = jl["scores"]["dev"][0];
+  EXPECT_TRUE(o["accuracy"].is_null());
+  EXPECT_NE(o["null_reasons"]["accuracy"].get<std::string>().find("--fit-split none"),
+            std::string::npos);
+  EXPECT_TRUE(o["cosine_spearman_ci"]["lo"].is_null());
+  EXPECT_FALSE(report::HasNonFinite(jl));
+}
+
+TEST(CliEval, TinyModelEveryLayerBothNumberings) {
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-bf16/config.json");
+  RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/train.tsv");
+  const auto dir = testing::TempDir();
+  const auto data_dir = SmallData(data.parent_path().parent_path(), dir);
+  const auto out = dir / "rwkv.json";
+  const auto run = RunCli({"eval",
+                           "--task",
+                           "mrpc",
+                           "--split",
+                           "dev",
+                           "--data-dir",
+                           data_dir.string(),
+                           "--model",
+                           model.parent_path().string(),
+                           "--layers",
+                           "all",
+                           "--pooling",
+                           "mean",
+                           "--output",
+                           out.string(),
+                           "--bootstrap",
+                           "50",
+                           "--subset-size",
+                           "20",
+                           "--threads",
+                           "2"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json j = ReadJson(out);
+  EXPECT_FALSE(report::HasNonFinite(j));
+  const json& dev = j["scores"]["dev"];
+  ASSERT_EQ(dev.size(), 5u);  // layers 0..L+1 of a 3-block model
+  for (int l = 0; l < 5; ++l) {
+    ExpectScoreObject(dev[l], "rwkv", "dev", 30, true);
+    EXPECT_EQ(dev[l]["layer"], l);
+    if (l == 0) {
+      EXPECT_TRUE(dev[l]["hf_layer"].is_null());
+    } else {
+      EXPECT_EQ(dev[l]["hf_layer"], l - 1);
+    }
+  }
+  EXPECT_EQ(j["settings"]["pooling"], "mean");
+  EXPECT_NE(run.err.find("tiny test model"), std::string::npos) << run.err;
+
+  // HF indices 1,3 = our layers 2,4.
+  const auto out2 = dir / "hf.json";
+  const auto run2 =
+      RunCli({"eval", "--task", "mrpc", "--split", "dev", "--data-dir", data_dir.string(),
+              "--model", model.parent_path().string(), "--layers", "1,3", "--hf-index", "--output",
+              out2.string(), "--bootstrap", "0", "--fit-split", "none"});
+  ASSERT_EQ(run2.exit_code, 0) << run2.err;
+  const json j2 = ReadJson(out2);
+  ASSERT_EQ(j2["scores"]["dev"].size(), 2u);
+  EXPECT_EQ(j2["scores"]["dev"][0]["layer"], 2);
+  EXPECT_EQ(j2["scores"]["dev"][1]["hf_layer"], 3);
+  // Same layer, same pairs: the same cosines whichever way the layer was named.
+  EXPECT_EQ(j2["scores"]["dev"][0]["cosine_spearman"], dev[2]["cosine_spearman"]);
+}
+
+TEST(CliEval, ErrorsNameTheProblem) {
+  RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/train.tsv");
+  const auto data_dir = data.parent_path().parent_path().string();
+  const auto out = (testing::TempDir() / "x.json").string();
+  auto run =
+      RunCli({"eval", "--task", "mrpc", "--split", "dev", "--data-dir", data_dir, "--output", out});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("--glove"), std::string::npos) << run.err;
+  run = RunCli({"eval", "--task", "mrpc", "--split", "validation", "--data-dir", data_dir,
+                "--glove", "x.txt", "--output", out});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("validation"), std::string::npos) << run.err;
+  run = RunCli({"eval", "--task", "mrpc", "--split", "dev", "--data-dir", "/nonexistent", "--glove",
+                "x.txt", "--output", out});
+  EXPECT_EQ(run.exit_code, 3);
+  EXPECT_NE(run.err.find("/nonexistent"), std::string::npos) << run.err;
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+TEST(CliReproduce, SmallEndToEndOnTheTinyModel) {
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-bf16/config.json");
+  RWKV_EMBED_REQUIRE_SHARED(glove, "vectors/glove.6B.100d.mrpc-stsb.txt");
+  RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/train.tsv");
+  const auto scratch = testing::TempDir();
+  const auto data_dir = SmallData(data.parent_path().parent_path(), scratch);
+  const auto out = scratch / "results";
+  const auto run =
+      RunCli({"reproduce", "--model", model.parent_path().string(), "--glove", glove.string(),
+              "--data-dir", data_dir.string(), "--out", out.string(), "--train-subset", "20",
+              "--subset-size", "15", "--bootstrap", "50", "--threads", "2"});
+  // (train-20, dev, test: 20, 30, 20 pairs; STS-B dev/test 20 each; fits on 40 / 20 train pairs)
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto dir = out / "tiny-rwkv6-bf16";
+  for (const char* f : {"mrpc.json", "stsb.json", "report.md", "plots/mrpc-layers.dat",
+                        "plots/mrpc-layers.gp", "plots/mrpc-costs.gp"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir / f)) << f;
+  }
+  const json mrpc = ReadJson(dir / "mrpc.json");
+  EXPECT_FALSE(report::HasNonFinite(mrpc));
+  for (const char* split : {"train-20", "dev", "test"}) {
+    // glove, sif, 5 rwkv layers, 5 random-control layers
+    ASSERT_EQ(mrpc["scores"][split].size(), 12u) << split;
+    std::set<std::string> methods;
+    for (const json& o : mrpc["scores"][split]) methods.insert(o["method"]);
+    EXPECT_EQ(methods, (std::set<std::string>{"glove", "sif", "rwkv", "random-control"}));
+  }
+  EXPECT_FALSE(mrpc["comparisons"].empty());
+  bool vs_glove = false, vs_random = false;
+  for (const json& c : mrpc["comparisons"]) {
+    vs_glove |= c["kind"] == "vs_baseline" && c["method_b"] == "glove";
+    vs_random |= c["kind"] == "vs_random";
+  }
+  EXPECT_TRUE(vs_glove && vs_random);
+  EXPECT_EQ(mrpc["costs"][0]["method"], "glove");
+  EXPECT_EQ(mrpc["costs"][0]["peak_rss_isolated"], true);
+  const json stsb = ReadJson(dir / "stsb.json");
+  EXPECT_FALSE(report::HasNonFinite(stsb));
+  EXPECT_FALSE(stsb["scores"]["dev"][0].contains("roc_auc"));  // graded labels: no binary metrics
+  std::ifstream in(dir / "report.md");
+  const std::string md((std::istreambuf_iterator<char>(in)), {});
+  for (const char* s : {"Table 1", "Table 2", "Table 3", "0.3498", "GloVe 6B 50d",
+                        "tiny test model", "Qualitative table", "no such layer"}) {
+    EXPECT_NE(md.find(s), std::string::npos) << s;
+  }
+  if (std::filesystem::exists(dir / "plots/mrpc-layers.svg")) {
+    EXPECT_NE(md.find("plots/mrpc-layers.svg"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace rwkv_embed
