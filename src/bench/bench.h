@@ -58,7 +58,7 @@ struct GemmPeak {
   int64_t m = 0, n = 0, k = 0;
   std::string path;  // the kernel MatMulT chose (kernels::SelectGemmPath)
   std::vector<double> samples_s;
-  double gflops = 0;  // best run
+  double gflops = 0;  // best run of both rounds (before and after the model tests)
 };
 
 struct LengthScaling {
