@@ -280,14 +280,16 @@ class BlockRunner {
 }  // namespace
 
 SequenceState Rwkv6Model::ZeroState() const {
-  const ModelConfig& c = config();
-  SequenceState state(c.num_layers);
-  for (auto& b : state) {
-    b.time_shift.assign(c.hidden_size, 0.0f);
-    b.wkv.assign(c.num_heads() * c.head_size * c.head_size, 0.0f);
-    b.channel_shift.assign(c.hidden_size, 0.0f);
-  }
+  SequenceState state(config().num_layers);
+  for (auto& b : state) ResetBlockState(b);
   return state;
+}
+
+void Rwkv6Model::ResetBlockState(BlockState& b) const {
+  const ModelConfig& c = config();
+  b.time_shift.assign(c.hidden_size, 0.0f);
+  b.wkv.assign(c.num_heads() * c.head_size * c.head_size, 0.0f);
+  b.channel_shift.assign(c.hidden_size, 0.0f);
 }
 
 ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions& options,
@@ -316,6 +318,11 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
   }
   for (int64_t s = 0; s < n_seq; ++s) {
     if (batch.length(s) <= 0) throw UsageError("sequence " + std::to_string(s) + " is empty");
+    if (!initial_states.empty() && static_cast<int64_t>(initial_states[s].size()) != L) {
+      throw UsageError("initial state of sequence " + std::to_string(s) + " has " +
+                       std::to_string(initial_states[s].size()) + " blocks, model has " +
+                       std::to_string(L));
+    }
   }
   for (int32_t id : batch.tokens) {
     if (id < 0 || id >= c.vocab_size) {
@@ -325,10 +332,7 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
   }
 
   ForwardResult result;
-  result.states.reserve(n_seq);
-  for (int64_t s = 0; s < n_seq; ++s) {
-    result.states.push_back(initial_states.empty() ? ZeroState() : initial_states[s]);
-  }
+  if (options.return_states) result.states.resize(n_seq);
 
   std::unique_ptr<ForwardWorkspace> ws = AcquireWorkspace();
   Matrix& x = ws->x;
@@ -340,13 +344,27 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
 
   BlockRunner runner(c, batch, options.precision, *ws);
   const BlockOverride no_override;
+  // The recurrent state of one block at a time: a WKV state is H*S*S floats per sequence
+  // (512 KiB for Finch-1B6), so holding every block's for a whole batch would cost more than the
+  // activations. Each block's final state moves to the result only when asked for.
+  std::vector<BlockState> block_states(n_seq);
   std::vector<BlockState*> states(n_seq);
+  for (int64_t s = 0; s < n_seq; ++s) states[s] = &block_states[s];
   for (int64_t i = 0; i < L; ++i) {
-    for (int64_t s = 0; s < n_seq; ++s) states[s] = &result.states[s][i];
+    for (int64_t s = 0; s < n_seq; ++s) {
+      if (initial_states.empty()) {
+        ResetBlockState(block_states[s]);
+      } else {
+        block_states[s] = initial_states[s][i];
+      }
+    }
     const BlockWeights& b = weights_->blocks()[i];
     const BlockOverride& ov = options.overrides.empty() ? no_override : options.overrides[i];
     runner.TimeMix(b, ov, x, states);
     runner.ChannelMix(b, ov, x, states);
+    if (options.return_states) {
+      for (int64_t s = 0; s < n_seq; ++s) result.states[s].push_back(block_states[s]);
+    }
     if (want[i + 1]) tap(static_cast<int>(i) + 1, x);
   }
 
@@ -363,7 +381,6 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
       Linear(last, weights_->head(), result.logits, options.precision);
     }
   }
-  if (!options.return_states) result.states.clear();
   ReleaseWorkspace(std::move(ws));
   return result;
 }

@@ -95,6 +95,7 @@ class Rwkv6Model {
   void FreeWorkspaces();
 
  private:
+  void ResetBlockState(BlockState& b) const;
   std::unique_ptr<ForwardWorkspace> AcquireWorkspace() const;
   void ReleaseWorkspace(std::unique_ptr<ForwardWorkspace> ws) const;
 
