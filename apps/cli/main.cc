@@ -14,12 +14,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("rwkv-embed ") + RWKV_EMBED_VERSION);
 
   const std::vector<cli::Command> commands = {
-      cli::RegisterEmbed(app),
-      cli::RegisterTokenize(app),
-      cli::RegisterInitModel(app),
-      cli::RegisterBench(app),
-      cli::RegisterInfo(app),
-      cli::RegisterEval(app),
+      cli::RegisterEmbed(app),     cli::RegisterTokenize(app), cli::RegisterInitModel(app),
+      cli::RegisterBench(app),     cli::RegisterInfo(app),     cli::RegisterEval(app),
       cli::RegisterReproduce(app),
   };
 
