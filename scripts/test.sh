@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/lint.sh --format-only
 cmake --preset release
 cmake --build --preset release -j "$(nproc)"
 ctest --preset release
