@@ -1,11 +1,17 @@
 #include "kernels/linear_attention.h"
 
-namespace rwkv_embed::kernels {
+#include <immintrin.h>
 
-void LinearAttentionHead(const float* r, const float* k, const float* v, const float* d,
-                         const float* u, int64_t T, int64_t h, int64_t S, int64_t stride,
-                         float* state_h, float* y) {
-  const int64_t off = h * S;
+#include "kernels/gemm_internal.h"
+#include "kernels/gemm_simd.h"
+
+namespace rwkv_embed::kernels {
+namespace {
+
+// Portable form: for every step, every key channel i updates its state row and adds its term to
+// y_t. The state (S x S floats, 16 KiB at S = 64) goes through L1 once per step.
+void HeadPortable(const float* r, const float* k, const float* v, const float* d, const float* u,
+                  int64_t T, int64_t off, int64_t S, int64_t stride, float* state_h, float* y) {
   for (int64_t t = 0; t < T; ++t) {
     const float* rt = r + t * stride + off;
     const float* kt = k + t * stride + off;
@@ -16,13 +22,70 @@ void LinearAttentionHead(const float* r, const float* k, const float* v, const f
     for (int64_t i = 0; i < S; ++i) {
       const float ri = rt[i], ki = kt[i], di = dt[i], rui = ri * u[off + i] * ki;
       float* m = state_h + i * S;
-      // Vectorised over the value channel j (S = 64: four AVX-512 registers).
 #pragma omp simd
       for (int64_t j = 0; j < S; ++j) {
         yt[j] += rui * vt[j] + ri * m[j];
         m[j] = ki * vt[j] + di * m[j];
       }
     }
+  }
+}
+
+// S = 64 with AVX-512: the same arithmetic in the same order per element, but four state rows
+// (16 registers) stay in registers for all T steps, so the state is read and written once per
+// call instead of once per step; y_t takes the rows' terms block after block, in row order.
+constexpr int kRowsPerBlock = 4;
+
+RWKV_TARGET_AVX512 void Head64Avx512(const float* r, const float* k, const float* v, const float* d,
+                                     const float* u, int64_t T, int64_t off, int64_t stride,
+                                     float* state_h, float* y) {
+  constexpr int64_t S = 64;
+  for (int64_t t = 0; t < T; ++t) {
+    float* yt = y + t * stride + off;
+    for (int q = 0; q < 4; ++q) _mm512_storeu_ps(yt + 16 * q, _mm512_setzero_ps());
+  }
+  for (int64_t i0 = 0; i0 < S; i0 += kRowsPerBlock) {
+    __m512 m[kRowsPerBlock][4];
+    for (int ii = 0; ii < kRowsPerBlock; ++ii) {
+      for (int q = 0; q < 4; ++q) m[ii][q] = _mm512_loadu_ps(state_h + (i0 + ii) * S + 16 * q);
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t base = t * stride + off + i0;
+      const float* vt = v + t * stride + off;
+      float* yt = y + t * stride + off;
+      __m512 vv[4], yy[4];
+      for (int q = 0; q < 4; ++q) {
+        vv[q] = _mm512_loadu_ps(vt + 16 * q);
+        yy[q] = _mm512_loadu_ps(yt + 16 * q);
+      }
+      for (int ii = 0; ii < kRowsPerBlock; ++ii) {
+        const float ri = r[base + ii], ki = k[base + ii], di = d[base + ii];
+        const __m512 rv = _mm512_set1_ps(ri), kv = _mm512_set1_ps(ki), dv = _mm512_set1_ps(di);
+        const __m512 ruv = _mm512_set1_ps(ri * u[off + i0 + ii] * ki);
+        for (int q = 0; q < 4; ++q) {
+          // y += rui * v + ri * m;  m = ki * v + di * m
+          yy[q] = _mm512_add_ps(yy[q], _mm512_fmadd_ps(rv, m[ii][q], _mm512_mul_ps(ruv, vv[q])));
+          m[ii][q] = _mm512_fmadd_ps(dv, m[ii][q], _mm512_mul_ps(kv, vv[q]));
+        }
+      }
+      for (int q = 0; q < 4; ++q) _mm512_storeu_ps(yt + 16 * q, yy[q]);
+    }
+    for (int ii = 0; ii < kRowsPerBlock; ++ii) {
+      for (int q = 0; q < 4; ++q) _mm512_storeu_ps(state_h + (i0 + ii) * S + 16 * q, m[ii][q]);
+    }
+  }
+}
+
+}  // namespace
+
+void LinearAttentionHead(const float* r, const float* k, const float* v, const float* d,
+                         const float* u, int64_t T, int64_t h, int64_t S, int64_t stride,
+                         float* state_h, float* y) {
+  static const bool avx512 = internal::DetectCpuFeatures().avx512;
+  if (S == 64 && avx512) {
+    Head64Avx512(r, k, v, d, u, T, h * S, stride, state_h, y);
+  } else {
+    HeadPortable(r, k, v, d, u, T, h * S, S, stride, state_h, y);
   }
 }
 
