@@ -253,9 +253,10 @@ void BenchPeak(benchmark::State& state, int which, int threads) {
     state.SkipWithError("not available on this CPU");
     return;
   }
-  const double flops_per_call = which == 0   ? 12.0 * 16 * 2 * kPeakIters
-                                : which == 1 ? 12.0 * 32 * 2 * kPeakIters
-                                             : 4.0 * 16 * 16 * 32 * 2 * (kPeakIters / 16);
+  const double flops_per_call =
+      which == 0   ? 12.0 * 16 * 2 * kPeakIters
+      : which == 1 ? 12.0 * 32 * 2 * kPeakIters
+                   : 4.0 * 16 * 16 * 32 * 2 * (static_cast<double>(kPeakIters) / 16.0);
   float sink = 0;
   for (auto _ : state) {
 #pragma omp parallel num_threads(threads) reduction(+ : sink)

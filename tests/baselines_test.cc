@@ -38,7 +38,7 @@ Tokens Rx(std::string_view s, bool lower = false) {
 
 std::filesystem::path WriteFile(const std::filesystem::path& dir, const std::string& name,
                                 const std::string& content) {
-  const auto path = dir / name;
+  auto path = dir / name;
   std::ofstream(path, std::ios::binary) << content;
   return path;
 }

@@ -35,7 +35,7 @@ void CopyHead(const std::filesystem::path& from, const std::filesystem::path& to
 // pairs per split (the header lines of the MRPC files count).
 std::filesystem::path SmallData(const std::filesystem::path& shared_data,
                                 const std::filesystem::path& scratch) {
-  const auto dir = scratch / "data";
+  auto dir = scratch / "data";
   CopyHead(shared_data / "mrpc/train.tsv", dir / "mrpc/train.tsv", 41);
   CopyHead(shared_data / "mrpc/dev.tsv", dir / "mrpc/dev.tsv", 31);
   CopyHead(shared_data / "mrpc/msr_paraphrase_test.txt", dir / "mrpc/msr_paraphrase_test.txt", 21);

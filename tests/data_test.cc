@@ -18,7 +18,7 @@ using ::rwkv_embed::testing::TempDir;
 
 std::filesystem::path WriteFile(const std::filesystem::path& dir, const std::string& name,
                                 const std::string& content) {
-  const auto path = dir / name;
+  auto path = dir / name;
   std::ofstream(path, std::ios::binary) << content;
   return path;
 }

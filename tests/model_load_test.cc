@@ -51,7 +51,8 @@ std::vector<float> FinalLayer(const Rwkv6Model& m) {
 }
 
 template <typename E>
-void ExpectThrowMentioning(const std::function<void()>& f, std::vector<std::string> needles) {
+void ExpectThrowMentioning(const std::function<void()>& f,
+                           const std::vector<std::string>& needles) {
   try {
     f();
     ADD_FAILURE() << "no exception";

@@ -43,8 +43,10 @@ CloseReport CompareClose(std::span<const float> got, std::span<const float> ref,
 }  // namespace rwkv_embed::testing
 
 // Skips the current test with a clear message when a shared file is absent.
+// NOLINTBEGIN(bugprone-macro-parentheses): `var` names the declared variable.
 #define RWKV_EMBED_REQUIRE_SHARED(var, relative)                                 \
   const std::filesystem::path var = ::rwkv_embed::testing::SharedFile(relative); \
   if (var.empty())                                                               \
   GTEST_SKIP() << "shared file absent: " << (relative)                           \
                << " (set RWKV_EMBED_SHARED to the shared/ folder)"
+// NOLINTEND(bugprone-macro-parentheses)

@@ -7,11 +7,13 @@
 #include "kernels/gemm_internal.h"
 #include "kernels/gemm_simd.h"
 
-extern "C" {
 // glibc libmvec, AVX-512 variants (vector function ABI names, glibc >= 2.22 / 2.35).
-__m512 _ZGVeN16v_expf(__m512 x);   // NOLINT(readability-identifier-naming)
-__m512 _ZGVeN16v_tanhf(__m512 x);  // NOLINT(readability-identifier-naming)
+// NOLINTBEGIN(bugprone-reserved-identifier,readability-identifier-naming)
+extern "C" {
+__m512 _ZGVeN16v_expf(__m512 x);
+__m512 _ZGVeN16v_tanhf(__m512 x);
 }
+// NOLINTEND(bugprone-reserved-identifier,readability-identifier-naming)
 
 namespace rwkv_embed::kernels {
 namespace {

@@ -36,7 +36,7 @@ std::string WithCi(double v, const metrics::ConfidenceInterval& ci) {
 std::string Mib(int64_t kib) { return kib < 0 ? "n/a" : Fixed(kib / 1024.0, 1); }
 
 // Markdown cells must not contain '|' or newlines.
-std::string Cell(std::string s) {
+std::string Cell(const std::string& s) {
   std::string out;
   for (char c : s) {
     if (c == '|') {
