@@ -21,6 +21,7 @@
 
 #include "core/dtype.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_internal.h"
 
 #ifdef RWKV_EMBED_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.hpp>
@@ -203,24 +204,8 @@ __attribute__((target("avx512f,avx512bf16"))) float Bf16PeakKernel(float av, flo
 }
 #undef RWKV_PEAK_BODY
 
-struct alignas(64) TileConfig {
-  uint8_t palette_id = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 __attribute__((target("amx-tile,amx-bf16"))) float AmxPeakKernel() {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = 64;
-    cfg.rows[t] = 16;
-  }
-  // Not _tile_loadconfig(): GCC 12 declares its asm operand as an 8-byte object, so the optimizer
-  // may drop the stores to the rest of the 64-byte config (then tilezero raises #UD). Naming the
-  // whole struct as the memory operand keeps them.
-  __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
+  rwkv_embed::kernels::internal::ConfigureAmxTiles();
   alignas(64) static thread_local uint16_t ab[16 * 32];
   for (auto& v : ab) v = 0x3c00;
   _tile_loadd(4, ab, 64);
@@ -239,7 +224,7 @@ __attribute__((target("amx-tile,amx-bf16"))) float AmxPeakKernel() {
   }
   alignas(64) float out[256];
   _tile_stored(0, out, 64);
-  _tile_release();
+  rwkv_embed::kernels::internal::ReleaseAmxTiles();
   return out[0];
 }
 

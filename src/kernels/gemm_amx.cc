@@ -21,15 +21,6 @@
 namespace rwkv_embed::kernels::internal {
 namespace {
 
-// The 64-byte LDTILECFG operand (palette 1).
-struct alignas(64) TileConfig {
-  uint8_t palette_id = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 // Packs tokens [0, valid) of a 16-token tile (x rows with stride k) into VNNI layout:
 // dst[r * 16 + c] = (bf16 x[c][2r], bf16 x[c][2r+1]) for r < k/2; tokens >= valid are zero.
 RWKV_TARGET_AMX void PackVnniTile(const float* x, int64_t k, int valid, uint32_t* dst) {
@@ -99,20 +90,6 @@ RWKV_TARGET_AMX void AmxBlock(const uint32_t* xt, const uint16_t* w, int64_t k, 
   }
 }
 
-RWKV_TARGET_AMX void ConfigureTiles() {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = 64;
-    cfg.rows[t] = 16;
-  }
-  // Not _tile_loadconfig(): GCC 12 declares its asm operand as an 8-byte object, so the optimizer
-  // may drop the stores to the rest of the 64-byte config (then tilezero raises #UD). Naming the
-  // whole struct as the memory operand keeps them.
-  __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
-}
-
-RWKV_TARGET_AMX void ReleaseTiles() { _tile_release(); }
-
 // The tile part: rows [0, n16) of W (n16 a multiple of 16), k a multiple of 32.
 void AmxTiles(const float* x, int64_t m, const uint16_t* w, int64_t n16, int64_t k, float* y,
               int64_t ldy) {
@@ -131,7 +108,7 @@ void AmxTiles(const float* x, int64_t m, const uint16_t* w, int64_t n16, int64_t
       const int valid = static_cast<int>(std::min<int64_t>(16, m - 16 * t));
       PackVnniTile(x + 16 * t * k, k, valid, xp.data() + t * 16 * k / 2);
     }
-    ConfigureTiles();
+    ConfigureAmxTiles();
     for (int64_t mb = 0; mb < m; mb += mc) {
       const int64_t rows = std::min(mc, m - mb);
       const int64_t m_tiles = (rows + 15) / 16;
@@ -159,11 +136,36 @@ void AmxTiles(const float* x, int64_t m, const uint16_t* w, int64_t n16, int64_t
         }
       }
     }
-    ReleaseTiles();
+    ReleaseAmxTiles();
   }
 }
 
 }  // namespace
+
+namespace {
+// The 64-byte LDTILECFG operand (palette 1).
+struct alignas(64) TileConfig {
+  uint8_t palette_id = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+}  // namespace
+
+RWKV_TARGET_AMX void ConfigureAmxTiles() {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  // Not _tile_loadconfig(): GCC 12 declares its asm operand as an 8-byte object, so the optimizer
+  // may drop the stores to the rest of the 64-byte config (then tilezero raises #UD). Naming the
+  // whole struct as the memory operand keeps them.
+  __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
+}
+
+RWKV_TARGET_AMX void ReleaseAmxTiles() { _tile_release(); }
 
 void GemmAmxBf16(const float* x, int64_t m, const WeightMatrix& w, float* y, int64_t ldy) {
   assert(DetectCpuFeatures().amx_bf16 && w.dtype == DType::kBF16);

@@ -19,6 +19,11 @@ struct CpuFeatures {
 // Detected once (cpuid/xgetbv + arch_prctl for AMX), then cached.
 const CpuFeatures& DetectCpuFeatures();
 
+// Configures all 8 AMX tiles as 16 rows x 64 bytes (palette 1) for the calling thread, and
+// releases them. Requires DetectCpuFeatures().amx_bf16.
+void ConfigureAmxTiles();
+void ReleaseAmxTiles();
+
 void GemmPortable(const float* x, int64_t m, const WeightMatrix& w, float* y, int64_t ldy,
                   bool round_x_to_bf16);
 void GemmAvx512F32(const float* x, int64_t m, const WeightMatrix& w, float* y, int64_t ldy);
