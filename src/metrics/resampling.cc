@@ -58,6 +58,23 @@ void Gather(const Src& src, const std::vector<size_t>& index, std::vector<double
 
 }  // namespace
 
+namespace {
+
+// Validated inputs and the point estimates shared by both paired tests.
+PairedTest PairedEstimates(std::span<const double> scores_a, std::span<const double> scores_b,
+                           std::span<const double> labels, const PairMetric& metric,
+                           const ResampleOptions& options) {
+  CheckInputs(scores_a.size(), labels, options, scores_b.size());
+  PairedTest t;
+  t.estimate_a = metric(scores_a, labels);
+  t.estimate_b = metric(scores_b, labels);
+  t.difference = t.estimate_a - t.estimate_b;
+  t.resamples = options.resamples;
+  return t;
+}
+
+}  // namespace
+
 ConfidenceInterval BootstrapCi(std::span<const double> scores, std::span<const double> labels,
                                const PairMetric& metric, const ResampleOptions& options) {
   CheckInputs(scores.size(), labels, options);
@@ -92,12 +109,7 @@ ConfidenceInterval BootstrapCi(std::span<const double> scores, std::span<const d
 PairedTest PairedBootstrap(std::span<const double> scores_a, std::span<const double> scores_b,
                            std::span<const double> labels, const PairMetric& metric,
                            const ResampleOptions& options) {
-  CheckInputs(scores_a.size(), labels, options, scores_b.size());
-  PairedTest t;
-  t.estimate_a = metric(scores_a, labels);
-  t.estimate_b = metric(scores_b, labels);
-  t.difference = t.estimate_a - t.estimate_b;
-  t.resamples = options.resamples;
+  PairedTest t = PairedEstimates(scores_a, scores_b, labels, metric, options);
   if (std::isnan(t.difference)) {
     t.lo = t.hi = t.p_value = kNaN;
     return t;
@@ -129,12 +141,7 @@ PairedTest PairedBootstrap(std::span<const double> scores_a, std::span<const dou
 PairedTest PairedPermutation(std::span<const double> scores_a, std::span<const double> scores_b,
                              std::span<const double> labels, const PairMetric& metric,
                              const ResampleOptions& options) {
-  CheckInputs(scores_a.size(), labels, options, scores_b.size());
-  PairedTest t;
-  t.estimate_a = metric(scores_a, labels);
-  t.estimate_b = metric(scores_b, labels);
-  t.difference = t.estimate_a - t.estimate_b;
-  t.resamples = options.resamples;
+  PairedTest t = PairedEstimates(scores_a, scores_b, labels, metric, options);
   t.lo = t.hi = kNaN;
   if (std::isnan(t.difference)) {
     t.p_value = kNaN;
