@@ -34,7 +34,7 @@ class ModelWeights::Loader {
   Loader(ModelWeights& m, const LoadOptions& options) : m_(m), options_(options) {}
 
   const TensorView& Tensor(const std::string& hf_name) {
-    const std::string name = m_.naming_ == "hf" ? hf_name : HfToOriginalName(hf_name);
+    const std::string name = StoredName(hf_name);
     const TensorView& t = m_.store_.Get(name);
     if (t.dtype != DType::kF32 && t.dtype != DType::kBF16 && t.dtype != DType::kF16) {
       throw ShapeError("tensor '" + name + "' in " + Where(t) + " has dtype " +
@@ -107,6 +107,11 @@ class ModelWeights::Loader {
   void LoadAll();
 
  private:
+  // The checkpoint's own name for a tensor given by its HF name.
+  std::string StoredName(const std::string& hf_name) const {
+    return m_.naming_ == "hf" ? hf_name : HfToOriginalName(hf_name);
+  }
+
   static std::string Where(const TensorView& t) { return t.file ? t.file->string() : "checkpoint"; }
 
   kernels::WeightMatrix Owned(const std::vector<float>& values, int64_t rows, int64_t cols) {
@@ -129,10 +134,7 @@ void ModelWeights::Loader::LoadAll() {
   }
   const int64_t V = emb.shape[0], C = emb.shape[1];
   int64_t L = 0;
-  while (m_.store_.Find(m_.naming_ == "hf" ? "rwkv.blocks." + std::to_string(L) + ".ln1.weight"
-                                           : "blocks." + std::to_string(L) + ".ln1.weight")) {
-    ++L;
-  }
+  while (m_.store_.Find(StoredName("rwkv.blocks." + std::to_string(L) + ".ln1.weight"))) ++L;
   if (L == 0) throw ShapeError("no blocks found in " + m_.store_.Describe());
   const std::string b0 = "rwkv.blocks.0.";
   const TensorView& key0 = Tensor(b0 + "attention.key.weight");
