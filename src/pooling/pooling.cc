@@ -1,7 +1,9 @@
 #include "pooling/pooling.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -60,38 +62,90 @@ std::string_view NormalizationName(Normalization n) {
 }
 
 void Pool(Pooling pooling, const float* h, int64_t T, int64_t dim, int64_t stride, float* out) {
+  PoolingAccumulator acc(pooling, dim);
+  acc.Add(h, T, stride);
+  acc.Finish(out);
+}
+
+namespace {
+
+bool IsMeanKind(Pooling p) {
+  return p == Pooling::kMean || p == Pooling::kWeightedMean || p == Pooling::kMeanSqrtLen;
+}
+
+}  // namespace
+
+PoolingAccumulator::PoolingAccumulator(Pooling pooling, int64_t dim)
+    : pooling_(pooling), dim_(dim) {
+  // Sums in double so long inputs do not drift.
+  if (IsMeanKind(pooling)) {
+    sum_.assign(dim, 0.0);
+  } else {
+    row_.assign(dim, 0.0f);
+  }
+}
+
+void PoolingAccumulator::Add(const float* h, int64_t T, int64_t stride) {
   assert(T >= 1);
-  switch (pooling) {
+  switch (pooling_) {
     case Pooling::kFirst:
-      for (int64_t c = 0; c < dim; ++c) out[c] = h[c];
-      return;
+      if (count_ == 0) std::copy(h, h + dim_, row_.begin());
+      break;
     case Pooling::kLast:
-      for (int64_t c = 0; c < dim; ++c) out[c] = h[(T - 1) * stride + c];
-      return;
-    case Pooling::kMax:
-      for (int64_t c = 0; c < dim; ++c) out[c] = h[c];
-      for (int64_t t = 1; t < T; ++t) {
-        for (int64_t c = 0; c < dim; ++c) out[c] = std::fmax(out[c], h[t * stride + c]);
+      std::copy(h + (T - 1) * stride, h + (T - 1) * stride + dim_, row_.begin());
+      break;
+    case Pooling::kMax: {
+      int64_t t = 0;
+      if (count_ == 0) {
+        std::copy(h, h + dim_, row_.begin());
+        t = 1;
       }
-      return;
+      for (; t < T; ++t) {
+        for (int64_t c = 0; c < dim_; ++c) row_[c] = std::fmax(row_[c], h[t * stride + c]);
+      }
+      break;
+    }
     case Pooling::kMean:
     case Pooling::kWeightedMean:
-    case Pooling::kMeanSqrtLen: {
-      // Sum in double so long inputs do not drift; weights per sentence-transformers.
-      std::vector<double> acc(dim, 0.0);
-      double total_weight = 0;
+    case Pooling::kMeanSqrtLen:
+      // Weights per sentence-transformers: position t (0-based, over the whole sequence) weighs
+      // t + 1 in weighted-mean, 1 otherwise.
       for (int64_t t = 0; t < T; ++t) {
-        const double w = pooling == Pooling::kWeightedMean ? static_cast<double>(t + 1) : 1.0;
-        total_weight += w;
+        const double w =
+            pooling_ == Pooling::kWeightedMean ? static_cast<double>(count_ + t + 1) : 1.0;
+        total_weight_ += w;
         const float* row = h + t * stride;
-        for (int64_t c = 0; c < dim; ++c) acc[c] += w * row[c];
+        for (int64_t c = 0; c < dim_; ++c) sum_[c] += w * row[c];
       }
-      const double denom =
-          pooling == Pooling::kMeanSqrtLen ? std::sqrt(static_cast<double>(T)) : total_weight;
-      for (int64_t c = 0; c < dim; ++c) out[c] = static_cast<float>(acc[c] / denom);
-      return;
-    }
+      break;
   }
+  count_ += T;
+}
+
+void PoolingAccumulator::Finish(float* out) const {
+  assert(count_ >= 1);
+  if (!IsMeanKind(pooling_)) {
+    std::copy(row_.begin(), row_.end(), out);
+    return;
+  }
+  const double denom =
+      pooling_ == Pooling::kMeanSqrtLen ? std::sqrt(static_cast<double>(count_)) : total_weight_;
+  for (int64_t c = 0; c < dim_; ++c) out[c] = static_cast<float>(sum_[c] / denom);
+}
+
+int64_t FirstNonFiniteRow(const float* h, int64_t T, int64_t dim, int64_t stride) {
+  for (int64_t t = 0; t < T; ++t) {
+    // Bit test (NaN and Inf are the all-ones exponent): branch-free, so it vectorises.
+    uint32_t bad = 0;
+    const float* row = h + t * stride;
+    for (int64_t c = 0; c < dim; ++c) {
+      uint32_t bits;
+      std::memcpy(&bits, row + c, sizeof(bits));
+      bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    if (bad != 0) return t;
+  }
+  return -1;
 }
 
 void NormalizeL2(float* v, int64_t dim) {
