@@ -72,6 +72,20 @@ class PartialFile {
   bool committed_ = false;
 };
 
+// Embeds sentences[first, first + count); a NaN/Inf names the sentence by its input line (every
+// line is one sentence: ReadSentenceLines rejects empty ones).
+EmbedResult EmbedNamingLines(Embedder& embedder, const std::vector<std::string>& sentences,
+                             int64_t first, int64_t count, const EmbedRequest& request,
+                             const std::string& input) {
+  try {
+    return embedder.Embed(std::span(sentences).subspan(first, count), request);
+  } catch (const NonFiniteEmbeddingError& e) {
+    const int64_t i = first + e.sentence();
+    throw e.Renamed(i, "sentence " + std::to_string(i) + " (line " + std::to_string(i + 1) +
+                           " of " + (input == "-" ? "stdin" : input) + ")");
+  }
+}
+
 int RunEmbed(const EmbedArgs& a) {
   ApplyThreads(a.threads);
   RwkvEmbedderOptions options;
@@ -128,7 +142,7 @@ int RunEmbed(const EmbedArgs& a) {
         progress(first + done, n, tokens + tok);
       };
     }
-    const auto result = embedder->Embed(std::span(sentences).subspan(first, count), request);
+    const auto result = EmbedNamingLines(*embedder, sentences, first, count, request, a.input);
     tokens += result.tokens;
     if (npy) {
       for (int64_t l = 0; l < n_layers; ++l) {  // layer-major: [l, first .. first+count, :]

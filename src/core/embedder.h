@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/matrix.h"
 #include "pooling/pooling.h"
 
@@ -28,6 +29,29 @@ struct EmbedResult {
   std::vector<uint8_t> empty;
   int64_t tokens = 0;  // tokens (or words) processed
 };
+
+// A produced embedding holds NaN or Inf: an error, never a result. Embedders throw it as soon as
+// they find one (RwkvEmbedder: in the first bad batch), naming the sentence, the layer and what
+// they know of the cause; callers that know where the sentence came from rename it.
+class NonFiniteEmbeddingError : public NumericError {
+ public:
+  // what() = "non-finite embedding (NaN or Inf) for " + sentence_label + detail.
+  NonFiniteEmbeddingError(int64_t sentence, const std::string& sentence_label, std::string detail);
+  int64_t sentence() const { return sentence_; }  // index in the Embed call
+  const std::string& detail() const { return detail_; }
+  // The same error with the sentence named the caller's way, e.g.
+  // Renamed(4101, "sentence 4101 (line 4102 of in.txt)").
+  NonFiniteEmbeddingError Renamed(int64_t sentence, const std::string& sentence_label) const;
+
+ private:
+  int64_t sentence_;
+  std::string detail_;
+};
+
+// Throws NonFiniteEmbeddingError for the first sentence of `result` with a NaN or Inf in any
+// layer (naming that layer and `embedder_name`). One pass over the embeddings: cheap enough to run
+// on every result.
+void CheckEmbeddingsFinite(const EmbedResult& result, const std::string& embedder_name);
 
 class Embedder {
  public:

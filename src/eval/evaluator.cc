@@ -44,12 +44,32 @@ struct EmbeddedSplit {
   double seconds = 0;
 };
 
+// "sentence 7 of mrpc dev (sentence2 of pair 3, id 1234-5678, in FILE)".
+std::string SentenceLabel(const PairDataset& d, const std::vector<std::pair<int, int>>& pair_rows,
+                          int64_t sentence) {
+  std::string label = "sentence " + std::to_string(sentence) + " of " + d.task + " " + d.split;
+  for (size_t i = 0; i < pair_rows.size(); ++i) {
+    if (pair_rows[i].first == sentence || pair_rows[i].second == sentence) {
+      label += std::string(" (") + (pair_rows[i].first == sentence ? "sentence1" : "sentence2") +
+               " of pair " + std::to_string(i) + ", id " + d.pairs[i].id + ", in " +
+               d.source.string() + ")";
+      break;
+    }
+  }
+  return label;
+}
+
 EmbeddedSplit EmbedSplit(Embedder& embedder, const PairDataset& d, const EmbedRequest& request) {
   EmbeddedSplit e;
   const std::vector<std::string> sentences = UniqueSentences(d, &e.pair_rows);
   e.n_sentences = static_cast<int64_t>(sentences.size());
   const auto t0 = Clock::now();
-  e.result = embedder.Embed(sentences, request);
+  try {
+    e.result = embedder.Embed(sentences, request);
+    CheckEmbeddingsFinite(e.result, embedder.Name());  // whatever the embedder checks itself
+  } catch (const NonFiniteEmbeddingError& error) {
+    throw error.Renamed(error.sentence(), SentenceLabel(d, e.pair_rows, error.sentence()));
+  }
   e.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   if (e.result.embeddings.size() != e.result.layers.size() ||
       e.result.empty.size() != sentences.size()) {

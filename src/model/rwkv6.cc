@@ -318,7 +318,8 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
   }
   for (int64_t s = 0; s < n_seq; ++s) {
     if (batch.length(s) <= 0) throw UsageError("sequence " + std::to_string(s) + " is empty");
-    if (!initial_states.empty() && static_cast<int64_t>(initial_states[s].size()) != L) {
+    if (!initial_states.empty() && !initial_states[s].empty() &&
+        static_cast<int64_t>(initial_states[s].size()) != L) {
       throw UsageError("initial state of sequence " + std::to_string(s) + " has " +
                        std::to_string(initial_states[s].size()) + " blocks, model has " +
                        std::to_string(L));
@@ -329,6 +330,15 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
       throw UsageError("token id " + std::to_string(id) + " out of range 0.." +
                        std::to_string(c.vocab_size - 1));
     }
+  }
+
+  std::vector<uint8_t> keep_state(n_seq, options.state_sequences.empty() ? 1 : 0);
+  for (int64_t s : options.state_sequences) {
+    if (s < 0 || s >= n_seq) {
+      throw UsageError("state of sequence " + std::to_string(s) + " asked for; the batch has " +
+                       std::to_string(n_seq));
+    }
+    keep_state[s] = 1;
   }
 
   ForwardResult result;
@@ -352,7 +362,7 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
   for (int64_t s = 0; s < n_seq; ++s) states[s] = &block_states[s];
   for (int64_t i = 0; i < L; ++i) {
     for (int64_t s = 0; s < n_seq; ++s) {
-      if (initial_states.empty()) {
+      if (initial_states.empty() || initial_states[s].empty()) {
         ResetBlockState(block_states[s]);
       } else {
         block_states[s] = initial_states[s][i];
@@ -363,7 +373,9 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
     runner.TimeMix(b, ov, x, states);
     runner.ChannelMix(b, ov, x, states);
     if (options.return_states) {
-      for (int64_t s = 0; s < n_seq; ++s) result.states[s].push_back(block_states[s]);
+      for (int64_t s = 0; s < n_seq; ++s) {
+        if (keep_state[s]) result.states[s].push_back(block_states[s]);
+      }
     }
     if (want[i + 1]) tap(static_cast<int>(i) + 1, x);
   }

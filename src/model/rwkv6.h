@@ -58,6 +58,9 @@ struct ForwardOptions {
   bool return_states = false;            // fill ForwardResult::states
   std::vector<BlockOverride> overrides;  // empty, or one per block
   kernels::MatMulPrecision precision = kernels::MatMulPrecision::kF32;
+  // With return_states: only these sequences' states are filled (the others' stay empty), so a
+  // caller carrying one long text across batches copies no other state. Empty = every sequence.
+  std::vector<int64_t> state_sequences;
 };
 
 // Called once per requested layer with the [N_tokens, C] hidden states of the whole batch.
@@ -82,7 +85,8 @@ class Rwkv6Model {
   const ModelWeights& weights() const { return *weights_; }
   int num_layer_taps() const { return config().num_hidden_layers_with_ends(); }
 
-  // `initial_states`: empty (all sequences start from zeros) or one per sequence.
+  // `initial_states`: empty (all sequences start from zeros) or one per sequence, where an empty
+  // SequenceState also means zeros.
   // Throws UsageError for out-of-range token ids or layers and inconsistent options.
   ForwardResult Forward(const TokenBatch& batch, const ForwardOptions& options,
                         const HiddenStateTap& tap = {},

@@ -1,5 +1,9 @@
 #include "model/rwkv_embedder.h"
 
+#include <algorithm>
+#include <map>
+#include <utility>
+
 #include "core/error.h"
 #include "core/utf8.h"
 
@@ -39,25 +43,232 @@ std::vector<int> RwkvEmbedder::Layers() const {
   return layers;
 }
 
+namespace {
+
+// Tokens ids[sentence][begin, end) of one sentence, as one sequence of a batch.
+struct Piece {
+  int64_t sentence = 0, begin = 0, end = 0;
+};
+
+// "layer 1 (block 1)": our numbering and what the layer is.
+std::string LayerName(int layer, int num_blocks) {
+  const std::string n = "layer " + std::to_string(layer);
+  if (layer == 0) return n + " (embeddings after pre_ln)";
+  if (layer == num_blocks + 1) return n + " (after ln_out)";
+  return n + " (block " + std::to_string(layer) + ")";
+}
+
+// Cuts the token stream of all sentences, in order, into batches of exactly `budget` tokens (the
+// last may be shorter). A sentence that does not fit in what is left of a batch continues in the
+// next one, so memory is bounded by the budget whatever the input, and at most one sentence is
+// carried from one batch to the next.
+class Packer {
+ public:
+  Packer(const std::vector<std::vector<int32_t>>& ids, int64_t budget)
+      : ids_(ids), budget_(budget) {}
+
+  // The pieces of the next batch, in sentence order; empty when every token is packed.
+  std::vector<Piece> Next() {
+    std::vector<Piece> pieces;
+    int64_t room = budget_;
+    while (room > 0 && SkipEmpty()) {
+      const int64_t len = Length(next_);
+      const int64_t take = std::min(room, len - pos_);
+      pieces.push_back({next_, pos_, pos_ + take});
+      room -= take;
+      pos_ += take;
+      if (pos_ == len) {
+        ++next_;
+        pos_ = 0;
+      }
+    }
+    SkipEmpty();
+    return pieces;
+  }
+  // Sentences whose every token has been packed.
+  int64_t sentences_done() const { return next_; }
+  int64_t Length(int64_t sentence) const { return static_cast<int64_t>(ids_[sentence].size()); }
+
+ private:
+  // Moves past sentences without tokens; whether any token is left.
+  bool SkipEmpty() {
+    while (next_ < static_cast<int64_t>(ids_.size()) && Length(next_) == 0) ++next_;
+    return next_ < static_cast<int64_t>(ids_.size());
+  }
+
+  const std::vector<std::vector<int32_t>>& ids_;
+  int64_t budget_;
+  int64_t next_ = 0, pos_ = 0;
+};
+
+}  // namespace
+
+// One Embed call: runs the packed batches, pools each layer as it arrives (across batches for a
+// sentence cut in pieces), and stops at the first batch that produces a NaN or Inf.
+class RwkvEmbedder::Run {
+ public:
+  Run(const RwkvEmbedder& e, const EmbedRequest& request, EmbedResult& result,
+      std::vector<std::vector<int32_t>> ids)
+      : e_(e),
+        request_(request),
+        result_(result),
+        ids_(std::move(ids)),
+        packer_(ids_, e.options_.batch_tokens),
+        C_(e.Dim()) {
+    slot_.assign(e.model_->num_layer_taps(), -1);
+    for (size_t i = 0; i < result.layers.size(); ++i) slot_[result.layers[i]] = static_cast<int>(i);
+    fwd_.layers = result.layers;
+    fwd_.precision = e.options_.precision;
+    fwd_.overrides = e.options_.overrides;
+  }
+
+  void All() {
+    int64_t done_tokens = 0;
+    for (auto pieces = packer_.Next(); !pieces.empty(); pieces = packer_.Next()) {
+      ++batch_index_;
+      done_tokens += Batch(pieces);
+      if (e_.options_.progress) {
+        e_.options_.progress(packer_.sentences_done(), static_cast<int64_t>(ids_.size()),
+                             done_tokens);
+      }
+    }
+  }
+
+ private:
+  bool Whole(const Piece& p) const { return p.begin == 0 && p.end == packer_.Length(p.sentence); }
+  bool Ends(const Piece& p) const { return p.end == packer_.Length(p.sentence); }
+
+  // Runs one batch; returns its token count.
+  int64_t Batch(const std::vector<Piece>& pieces) {
+    const int64_t n_seq = static_cast<int64_t>(pieces.size());
+    TokenBatch batch;
+    for (const Piece& p : pieces) {
+      batch.Add(std::span(ids_[p.sentence]).subspan(p.begin, p.end - p.begin));
+    }
+    // Only the first piece can continue a sentence, and only the last can be cut.
+    std::vector<SequenceState> init;
+    if (pieces.front().begin > 0) {
+      init.resize(n_seq);
+      init[0] = std::move(carried_);
+    }
+    const bool cut = !Ends(pieces.back());
+    fwd_.return_states = cut;
+    fwd_.state_sequences = {n_seq - 1};
+    std::vector<std::vector<PoolingAccumulator>*> acc(n_seq, nullptr);
+    for (int64_t s = 0; s < n_seq; ++s) {
+      if (!Whole(pieces[s])) acc[s] = &Accumulators(pieces[s].sentence);
+    }
+
+    std::vector<int> bad_layer(n_seq, -1);  // first requested layer with a NaN/Inf, per piece
+    ForwardResult fr = e_.model_->Forward(
+        batch, fwd_,
+        [&](int layer, const Matrix& h) {
+          const int k = slot_[layer];
+          Matrix& out = result_.embeddings[k];
+#pragma omp parallel for schedule(static) if (n_seq * C_ > (1 << 15))
+          for (int64_t s = 0; s < n_seq; ++s) {
+            const float* rows = h.Row(batch.offsets[s]);
+            const int64_t T = batch.length(s);
+            if (bad_layer[s] < 0 && FirstNonFiniteRow(rows, T, C_, C_) >= 0) bad_layer[s] = layer;
+            float* row = out.Row(pieces[s].sentence);
+            if (acc[s] == nullptr) {
+              Pool(request_.pooling, rows, T, C_, C_, row);
+            } else {
+              (*acc[s])[k].Add(rows, T, C_);
+              if (!Ends(pieces[s])) continue;
+              (*acc[s])[k].Finish(row);
+            }
+            if (request_.normalization == Normalization::kL2) NormalizeL2(row, C_);
+            // Pooling itself can overflow (mean-sqrt-len of large values).
+            if (bad_layer[s] < 0 && FirstNonFiniteRow(row, 1, C_, C_) >= 0) bad_layer[s] = layer;
+          }
+        },
+        init);
+    for (int64_t s = 0; s < n_seq; ++s) {
+      if (bad_layer[s] >= 0) {
+        Fail(pieces[s], init.empty() || s != 0 ? SequenceState{} : init[0], bad_layer[s]);
+      }
+    }
+    for (const Piece& p : pieces) {
+      if (!Whole(p) && Ends(p)) partial_.erase(p.sentence);
+    }
+    if (cut) carried_ = std::move(fr.states.back());
+    return batch.num_tokens();
+  }
+
+  // The pooling accumulators (one per requested layer) of a sentence cut in pieces.
+  std::vector<PoolingAccumulator>& Accumulators(int64_t sentence) {
+    auto [it, inserted] = partial_.try_emplace(sentence);
+    if (inserted) {
+      for (size_t l = 0; l < result_.layers.size(); ++l) {
+        it->second.emplace_back(request_.pooling, C_);
+      }
+    }
+    return it->second;
+  }
+
+  // Throws NonFiniteEmbeddingError for piece `p` whose requested `layer` came out non-finite:
+  // reruns the piece (same starting state) with every layer tapped to find where the NaN/Inf
+  // first appears, and scans the weights for the first non-finite one.
+  [[noreturn]] void Fail(const Piece& p, const SequenceState& state, int layer) const {
+    const int L = static_cast<int>(e_.model_->config().num_layers);
+    TokenBatch one;
+    one.Add(std::span(ids_[p.sentence]).subspan(p.begin, p.end - p.begin));
+    ForwardOptions all = fwd_;
+    all.return_states = false;
+    all.state_sequences.clear();
+    all.layers.clear();
+    for (int l = 0; l < e_.model_->num_layer_taps(); ++l) all.layers.push_back(l);
+    int first = -1;
+    e_.model_->Forward(
+        one, all,
+        [&](int l, const Matrix& h) {
+          if (first < 0 && FirstNonFiniteRow(h.data(), h.rows(), C_, C_) >= 0) first = l;
+        },
+        std::span(&state, 1));
+    std::string detail = " in " + LayerName(layer, L) + "; ";
+    detail += first >= 0 ? "the hidden states first turn non-finite at " + LayerName(first, L)
+                         : "the hidden states are finite: pooling overflowed";
+    const auto weight = e_.model_->weights().FindNonFiniteWeight();
+    detail += "; " + (weight ? "first non-finite weight: " + *weight
+                             : std::string("every weight is finite (the activations overflowed)"));
+    detail += " (found in forward batch " + std::to_string(batch_index_) + ", tokens [" +
+              std::to_string(p.begin) + ", " + std::to_string(p.end) + ") of the sentence's " +
+              std::to_string(ids_[p.sentence].size()) + "; nothing after it was embedded)";
+    throw NonFiniteEmbeddingError(p.sentence, "sentence " + std::to_string(p.sentence), detail);
+  }
+
+  const RwkvEmbedder& e_;
+  const EmbedRequest& request_;
+  EmbedResult& result_;
+  const std::vector<std::vector<int32_t>> ids_;
+  Packer packer_;
+  const int64_t C_;
+  std::vector<int> slot_;  // layer -> index in result
+  ForwardOptions fwd_;
+  int64_t batch_index_ = 0;  // 1-based
+  SequenceState carried_;    // state of the sentence cut at the end of the last batch
+  std::map<int64_t, std::vector<PoolingAccumulator>> partial_;  // sentences cut in pieces
+};
+
 EmbedResult RwkvEmbedder::Embed(std::span<const std::string> sentences,
                                 const EmbedRequest& request) {
   const int64_t n = static_cast<int64_t>(sentences.size()), C = Dim();
   EmbedResult result;
   result.layers = request.layers.empty() ? Layers() : request.layers;
-  std::vector<int> slot(model_->num_layer_taps(), -1);  // layer -> index in result
-  for (size_t i = 0; i < result.layers.size(); ++i) {
-    const int l = result.layers[i];
+  std::vector<uint8_t> seen(model_->num_layer_taps(), 0);
+  for (const int l : result.layers) {
     if (l < 0 || l >= model_->num_layer_taps()) {
       throw UsageError("layer " + std::to_string(l) + " out of range 0.." +
                        std::to_string(model_->num_layer_taps() - 1));
     }
-    if (slot[l] != -1) throw UsageError("layer " + std::to_string(l) + " requested twice");
-    slot[l] = static_cast<int>(i);
+    if (seen[l]) throw UsageError("layer " + std::to_string(l) + " requested twice");
+    seen[l] = 1;
   }
   for (size_t i = 0; i < result.layers.size(); ++i) result.embeddings.emplace_back(n, C);
   result.empty.assign(n, 0);
 
-  // Tokenize everything up front: token counts decide the batches.
+  // Tokenize everything up front (4 bytes per token: a 5 MB line is about 4 MB of ids).
   std::vector<std::vector<int32_t>> ids(n);
   for (int64_t i = 0; i < n; ++i) {
     ValidateUtf8(sentences[i], "sentence " + std::to_string(i));
@@ -65,39 +276,7 @@ EmbedResult RwkvEmbedder::Embed(std::span<const std::string> sentences,
     if (ids[i].empty()) result.empty[i] = 1;
     result.tokens += static_cast<int64_t>(ids[i].size());
   }
-
-  ForwardOptions fwd;
-  fwd.layers = result.layers;
-  fwd.precision = options_.precision;
-  fwd.overrides = options_.overrides;
-  int64_t next = 0, done_tokens = 0;
-  std::vector<int64_t> members;  // sentence index of each sequence in the batch
-  while (next < n) {
-    TokenBatch batch;
-    members.clear();
-    while (next < n &&
-           (batch.num_tokens() == 0 ||
-            batch.num_tokens() + static_cast<int64_t>(ids[next].size()) <= options_.batch_tokens)) {
-      if (!ids[next].empty()) {
-        batch.Add(ids[next]);
-        members.push_back(next);
-      }
-      ++next;
-    }
-    if (batch.num_sequences() == 0) continue;
-    model_->Forward(batch, fwd, [&](int layer, const Matrix& h) {
-      Matrix& out = result.embeddings[slot[layer]];
-      const int64_t n_seq = batch.num_sequences();
-#pragma omp parallel for schedule(static) if (n_seq * C > (1 << 15))
-      for (int64_t s = 0; s < n_seq; ++s) {
-        float* row = out.Row(members[s]);
-        Pool(request.pooling, h.Row(batch.offsets[s]), batch.length(s), C, C, row);
-        if (request.normalization == Normalization::kL2) NormalizeL2(row, C);
-      }
-    });
-    done_tokens += batch.num_tokens();
-    if (options_.progress) options_.progress(next, n, done_tokens);
-  }
+  Run(*this, request, result, std::move(ids)).All();
   return result;
 }
 

@@ -15,9 +15,11 @@
 namespace rwkv_embed {
 
 struct RwkvEmbedderOptions {
-  // Tokens per forward pass. Sentences are never split; one longer than the budget runs alone.
-  // The forward pass needs about 44 C + 4 F bytes per batch token of scratch (240 MB at 2048
-  // tokens for Finch-1B6), which keeps peak memory within 1.15x the weight bytes.
+  // Tokens per forward pass. Sentences are packed end to end and every batch is filled to exactly
+  // this many tokens: a sentence that does not fit continues in the next batch from its carried
+  // recurrent state (bit-identical to one pass), so memory is bounded by this budget whatever
+  // the input length. The forward pass needs about 44 C + 4 F bytes per batch token of scratch
+  // (240 MB at 2048 tokens for Finch-1B6), which keeps peak memory within 1.15x the weight bytes.
   int64_t batch_tokens = 2048;
   kernels::MatMulPrecision precision = kernels::MatMulPrecision::kF32;
   std::vector<BlockOverride> overrides;  // ablations, one per block (or empty)
@@ -40,7 +42,9 @@ class RwkvEmbedder : public Embedder {
   std::string Description() const override;
   int64_t Dim() const override { return model_->config().hidden_size; }
   std::vector<int> Layers() const override;
-  // Throws FormatError for invalid UTF-8 (naming the sentence index), UsageError for bad layers.
+  // Throws FormatError for invalid UTF-8 (naming the sentence index), UsageError for bad layers,
+  // and NonFiniteEmbeddingError as soon as a batch yields a NaN/Inf in a requested layer (naming
+  // the sentence, that layer, the first non-finite layer and the first non-finite weight).
   // Empty sentences get zero rows and are flagged in EmbedResult::empty.
   EmbedResult Embed(std::span<const std::string> sentences, const EmbedRequest& request) override;
 
@@ -49,6 +53,8 @@ class RwkvEmbedder : public Embedder {
   RwkvEmbedderOptions& options() { return options_; }
 
  private:
+  class Run;
+
   std::shared_ptr<const Rwkv6Model> model_;
   std::shared_ptr<const WorldTokenizer> tokenizer_;
   RwkvEmbedderOptions options_;

@@ -1,7 +1,10 @@
 #include "model/weights.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <unordered_set>
 
 #include "core/error.h"
 
@@ -27,6 +30,25 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+std::string WhereIs(const TensorView& t) { return t.file ? t.file->string() : "checkpoint"; }
+
+std::string NonFiniteMessage(const TensorView& t, int64_t element) {
+  return "tensor '" + t.name + "' in " + WhereIs(t) + " has a non-finite value at element " +
+         std::to_string(element);
+}
+
+// Position of a tensor (by HF name) in the forward pass: embeddings, pre_ln, block N, ln_out,
+// head.
+int64_t ForwardRank(const std::string& hf_name) {
+  constexpr std::string_view kBlocks = "rwkv.blocks.";
+  constexpr int64_t kLast = int64_t{1} << 40;
+  if (hf_name.starts_with("rwkv.embeddings.")) return 0;
+  if (hf_name.find(".pre_ln.") != std::string::npos) return 1;
+  if (hf_name.starts_with("rwkv.ln_out.")) return kLast;
+  if (hf_name.starts_with(kBlocks)) return 2 + std::atoll(hf_name.c_str() + kBlocks.size());
+  return kLast + 1;
+}
+
 }  // namespace
 
 class ModelWeights::Loader {
@@ -41,11 +63,9 @@ class ModelWeights::Loader {
                        std::string(DTypeName(t.dtype)) + "; expected F32, F16 or BF16");
     }
     if (options_.check_finite) {
-      if (auto bad = FindNonFinite(t)) {
-        throw NumericError("tensor '" + name + "' in " + Where(t) +
-                           " has a non-finite value at element " + std::to_string(*bad));
-      }
+      if (auto bad = FindNonFinite(t)) throw NumericError(NonFiniteMessage(t, *bad));
     }
+    m_.used_.emplace_back(ForwardRank(hf_name), &t);
     return t;
   }
 
@@ -112,7 +132,7 @@ class ModelWeights::Loader {
     return m_.naming_ == "hf" ? hf_name : HfToOriginalName(hf_name);
   }
 
-  static std::string Where(const TensorView& t) { return t.file ? t.file->string() : "checkpoint"; }
+  static std::string Where(const TensorView& t) { return WhereIs(t); }
 
   kernels::WeightMatrix Owned(const std::vector<float>& values, int64_t rows, int64_t cols) {
     auto& buf = m_.owned_.emplace_back(values.size() * sizeof(float));
@@ -243,6 +263,18 @@ std::unique_ptr<ModelWeights> ModelWeights::Load(const std::filesystem::path& di
   }
   Loader(*m, options).LoadAll();
   return m;
+}
+
+std::optional<std::string> ModelWeights::FindNonFiniteWeight() const {
+  auto order = used_;
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::unordered_set<const TensorView*> seen;
+  for (const auto& [rank, t] : order) {
+    if (!seen.insert(t).second) continue;
+    if (auto bad = FindNonFinite(*t)) return NonFiniteMessage(*t, *bad);
+  }
+  return std::nullopt;
 }
 
 std::string ModelWeights::Describe() const {

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/matrix.h"
@@ -71,6 +73,11 @@ class ModelWeights {
   const std::string& naming() const { return naming_; }
   std::string Describe() const;
   size_t checkpoint_bytes() const { return store_.TotalBytes(); }
+  // The first NaN/Inf among the tensors the model uses, in forward order (embeddings, pre_ln,
+  // blocks 0..L-1, ln_out, head), as "tensor 'NAME' in FILE has a non-finite value at element N";
+  // nullopt when all are finite. Reads every weight: the on-demand form of
+  // LoadOptions::check_finite, for explaining a non-finite result.
+  std::optional<std::string> FindNonFiniteWeight() const;
 
  private:
   ModelWeights() = default;
@@ -85,6 +92,8 @@ class ModelWeights {
   // Owned buffers for matrices that could not be used in place (transposed LoRA factors, F16
   // checkpoints widened to F32). Raw bytes, 64-byte aligned.
   std::vector<AlignedVector<std::byte>> owned_;
+  // Every tensor the loader used, with its rank in forward order (FindNonFiniteWeight).
+  std::vector<std::pair<int64_t, const TensorView*>> used_;
 };
 
 }  // namespace rwkv_embed
