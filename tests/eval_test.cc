@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include "core/error.h"
@@ -182,6 +183,45 @@ TEST(Evaluator, NonFiniteEmbeddingIsAnErrorNotAScore) {
   PairDataset d = Scored();
   d.pairs[0].sentence2 = "bad";
   EXPECT_THROW(EvaluateMethod(f, {{d}, std::nullopt}, Options()), NumericError);
+}
+
+// Checked on every Embed result, for any embedder: a NaN in the fitting split stops the run there
+// (before the scored split is embedded), naming the split, the pair and the layer.
+TEST(Evaluator, NonFiniteEmbeddingStopsAtTheFirstSplitNamingThePair) {
+  FakeEmbedder f = MakeFake();
+  f.layer1["f3"] = {1, std::numeric_limits<float>::infinity()};
+  try {
+    EvaluateMethod(f, {{Scored()}, Fit()}, Options());
+    FAIL() << "no error";
+  } catch (const NonFiniteEmbeddingError& e) {
+    const std::string what = e.what();
+    // Distinct sentences of Fit(): x, f1, f2, f3, f4 -> f3 is sentence 3, sentence2 of pair 2.
+    EXPECT_EQ(e.sentence(), 3);
+    EXPECT_NE(what.find("sentence 3 of fake train (sentence2 of pair 2, id f3"), std::string::npos)
+        << what;
+    EXPECT_NE(what.find("layer 1 of fake"), std::string::npos) << what;
+  }
+  EXPECT_EQ(f.calls, 1);  // the scored split was never embedded
+}
+
+TEST(Evaluator, CheckEmbeddingsFiniteFindsTheFirstSentenceInAnyLayer) {
+  EmbedResult r;
+  r.layers = {4, 7};
+  r.embeddings = {Matrix(3, 2), Matrix(3, 2)};
+  r.empty.assign(3, 0);
+  EXPECT_NO_THROW(CheckEmbeddingsFinite(r, "m"));
+  r.embeddings[0].Row(2)[1] = std::nanf("");
+  r.embeddings[1].Row(1)[0] = -std::numeric_limits<float>::infinity();
+  try {
+    CheckEmbeddingsFinite(r, "m");
+    FAIL() << "no error";
+  } catch (const NonFiniteEmbeddingError& e) {
+    EXPECT_EQ(e.sentence(), 1);
+    EXPECT_EQ(std::string(e.what()),
+              "non-finite embedding (NaN or Inf) for sentence 1, layer 7 of m");
+    EXPECT_EQ(std::string(e.Renamed(5, "sentence 5 (line 6)").what()),
+              "non-finite embedding (NaN or Inf) for sentence 5 (line 6), layer 7 of m");
+  }
 }
 
 TEST(Evaluator, BadInputsAreRejected) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace rwkv_embed::testing {
@@ -92,6 +93,30 @@ CloseReport CompareClose(std::span<const float> got, std::span<const float> ref,
     }
   }
   return r;
+}
+
+std::filesystem::path PoisonedModelCopy(const std::filesystem::path& model_dir,
+                                        const std::filesystem::path& dest,
+                                        const std::string& tensor, int64_t element, float value) {
+  std::filesystem::copy(model_dir, dest);
+  const auto file = dest / "model.safetensors";
+  std::filesystem::permissions(file, std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::add);
+  // 8-byte little-endian header length, the JSON header, then the data region.
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  uint64_t header_len = 0;
+  f.read(reinterpret_cast<char*>(&header_len), 8);
+  std::string header(header_len, '\0');
+  f.read(header.data(), static_cast<std::streamsize>(header_len));
+  const auto j = nlohmann::json::parse(header);
+  EXPECT_EQ(j.at(tensor).at("dtype"), "F32") << tensor;
+  const auto offsets = j.at(tensor).at("data_offsets");
+  const uint64_t at = 8 + header_len + offsets[0].get<uint64_t>() + 4 * element;
+  EXPECT_LE(at + 4, 8 + header_len + offsets[1].get<uint64_t>()) << tensor << " " << element;
+  f.seekp(static_cast<std::streamoff>(at));
+  f.write(reinterpret_cast<const char*>(&value), 4);
+  EXPECT_TRUE(f.good()) << file;
+  return dest;
 }
 
 }  // namespace rwkv_embed::testing

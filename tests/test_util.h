@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -39,6 +40,12 @@ struct CloseReport {
 };
 CloseReport CompareClose(std::span<const float> got, std::span<const float> ref, double atol,
                          double rtol);
+
+// Copies the F32 model folder `model_dir` to `dest` with one value of one tensor replaced (e.g. by
+// NaN or Inf), located through the safetensors header of dest/model.safetensors. Returns dest.
+std::filesystem::path PoisonedModelCopy(const std::filesystem::path& model_dir,
+                                        const std::filesystem::path& dest,
+                                        const std::string& tensor, int64_t element, float value);
 
 }  // namespace rwkv_embed::testing
 

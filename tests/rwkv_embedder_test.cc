@@ -1,0 +1,213 @@
+// RwkvEmbedder on the shared tiny models: texts longer than a batch (split across batches with the
+// recurrent state carried) embed exactly as in one pass, batches are filled to the token budget,
+// and a NaN/Inf stops Embed at the first bad batch with the sentence, layer and weight named.
+#include "model/rwkv_embedder.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <iostream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "test_util.h"
+
+namespace rwkv_embed {
+namespace {
+
+// Deterministic texts of about 5..200 tokens (plus one empty sentence), varied in length.
+std::vector<std::string> MixedTexts() {
+  const char* words[] = {"the",     "recurrent", "state",  "carries", "across",
+                         "batches", "Finch",     "embeds", "every",   "layer",
+                         "of",      "sentences", "while",  "memory",  "stays",
+                         "bounded", "by",        "tokens", "pooled",  "exactly"};
+  std::vector<std::string> texts;
+  uint32_t x = 12345;
+  for (int i = 0; i < 30; ++i) {
+    const int n_words = i % 7 == 0 ? 150 : 3 + (i * 37) % 60;
+    std::string t;
+    for (int w = 0; w < n_words; ++w) {
+      x = x * 1664525u + 1013904223u;
+      t += (w ? " " : "") + std::string(words[(x >> 16) % 20]);
+    }
+    texts.push_back(t + ".");
+    if (i == 11) texts.emplace_back();  // nothing to embed: a zero row, flagged
+  }
+  return texts;
+}
+
+std::unique_ptr<RwkvEmbedder> LoadTiny(const std::filesystem::path& dir, int64_t batch_tokens,
+                                       kernels::MatMulPrecision precision) {
+  RwkvEmbedderOptions o;
+  o.batch_tokens = batch_tokens;
+  o.precision = precision;
+  return RwkvEmbedder::Load(dir, {}, o);
+}
+
+void ExpectBitIdentical(const EmbedResult& got, const EmbedResult& ref, const std::string& what) {
+  ASSERT_EQ(got.layers, ref.layers) << what;
+  EXPECT_EQ(got.empty, ref.empty) << what;
+  EXPECT_EQ(got.tokens, ref.tokens) << what;
+  for (size_t l = 0; l < ref.embeddings.size(); ++l) {
+    const auto a = got.embeddings[l].Flat(), b = ref.embeddings[l].Flat();
+    ASSERT_EQ(a.size(), b.size());
+    size_t differ = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      differ += std::bit_cast<uint32_t>(a[i]) != std::bit_cast<uint32_t>(b[i]);
+    }
+    EXPECT_EQ(differ, 0u) << what << " layer " << ref.layers[l] << ": " << differ << " of "
+                          << a.size() << " values differ";
+  }
+}
+
+TEST(RwkvEmbedderTest, TextsLongerThanABatchEqualOnePassForEveryPooling) {
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-f32/model.safetensors");
+  const auto texts = MixedTexts();
+  const auto f32 = kernels::MatMulPrecision::kF32;
+  auto one_pass = LoadTiny(model.parent_path(), int64_t{1} << 30, f32);
+  // The premise: texts from a few tokens to far more than a 16-token batch (and one empty).
+  int64_t shortest = INT64_MAX, longest = 0;
+  for (const auto& t : texts) {
+    const auto n = static_cast<int64_t>(one_pass->tokenizer().Encode(t).size());
+    if (n > 0) shortest = std::min(shortest, n);
+    longest = std::max(longest, n);
+  }
+  EXPECT_LE(shortest, 8);
+  EXPECT_GE(longest, 150);
+  std::cout << "texts of " << shortest << ".." << longest << " tokens\n";
+  for (const std::string& name : PoolingNames()) {
+    EmbedRequest request;  // every layer
+    request.pooling = ParsePooling(name);
+    const EmbedResult ref = one_pass->Embed(texts, request);
+    for (const int64_t budget : {16, 57}) {
+      auto chunked = LoadTiny(model.parent_path(), budget, f32);
+      ExpectBitIdentical(chunked->Embed(texts, request), ref,
+                         name + " at batch_tokens " + std::to_string(budget));
+    }
+    // Every token its own batch, every state carried: on fewer texts (thousands of calls).
+    const std::span<const std::string> few(texts.data(), 3);
+    ExpectBitIdentical(LoadTiny(model.parent_path(), 1, f32)->Embed(few, request),
+                       one_pass->Embed(few, request), name + " at batch_tokens 1");
+  }
+  EmbedRequest l2;
+  l2.pooling = Pooling::kWeightedMean;
+  l2.normalization = Normalization::kL2;
+  l2.layers = {3, 1};
+  ExpectBitIdentical(LoadTiny(model.parent_path(), 16, f32)->Embed(texts, l2),
+                     one_pass->Embed(texts, l2), "weighted-mean, l2, layers 3,1");
+}
+
+TEST(RwkvEmbedderTest, Bf16MatmulsAlsoEqualOnePass) {
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-bf16/model.safetensors");
+  const auto texts = MixedTexts();
+  const auto bf16 = kernels::MatMulPrecision::kBF16;
+  EmbedRequest request;
+  request.pooling = Pooling::kMean;
+  ExpectBitIdentical(LoadTiny(model.parent_path(), 16, bf16)->Embed(texts, request),
+                     LoadTiny(model.parent_path(), int64_t{1} << 30, bf16)->Embed(texts, request),
+                     "bf16 mean at batch_tokens 16");
+}
+
+TEST(RwkvEmbedderTest, EveryBatchIsFilledToTheTokenBudget) {
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-f32/model.safetensors");
+  const auto texts = MixedTexts();
+  auto e = LoadTiny(model.parent_path(), 16, kernels::MatMulPrecision::kF32);
+  std::vector<int64_t> batch_tokens, done;
+  int64_t last_tokens = 0;
+  e->options().progress = [&](int64_t sentences, int64_t total, int64_t tokens) {
+    EXPECT_EQ(total, static_cast<int64_t>(texts.size()));
+    batch_tokens.push_back(tokens - last_tokens);
+    last_tokens = tokens;
+    done.push_back(sentences);
+  };
+  EmbedRequest request;
+  request.layers = {3};
+  const EmbedResult r = e->Embed(texts, request);
+  ASSERT_FALSE(batch_tokens.empty());
+  EXPECT_EQ(last_tokens, r.tokens);
+  EXPECT_EQ(static_cast<int64_t>(batch_tokens.size()), (r.tokens + 15) / 16);
+  for (size_t b = 0; b + 1 < batch_tokens.size(); ++b) EXPECT_EQ(batch_tokens[b], 16) << b;
+  EXPECT_GE(batch_tokens.back(), 1);
+  EXPECT_TRUE(std::is_sorted(done.begin(), done.end()));
+  EXPECT_EQ(done.back(), static_cast<int64_t>(texts.size()));
+  EXPECT_EQ(r.empty[12], 1);
+}
+
+// NaN in block 0's key: every sentence's later layers are NaN, so Embed stops in batch 1 (the
+// progress callback, called after each batch, never runs) naming sentence 0 and the tensor.
+TEST(RwkvEmbedderTest, NanWeightStopsAtTheFirstBatch) {
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-f32/model.safetensors");
+  const auto dir = testing::PoisonedModelCopy(model.parent_path(), testing::TempDir() / "m",
+                                              "rwkv.blocks.0.attention.key.weight", 17,
+                                              std::numeric_limits<float>::quiet_NaN());
+  auto e = LoadTiny(dir, 16, kernels::MatMulPrecision::kF32);
+  int batches = 0;
+  e->options().progress = [&](int64_t, int64_t, int64_t) { ++batches; };
+  EmbedRequest request;  // every layer: layer 0 is still finite, layer 1 is not
+  try {
+    e->Embed(MixedTexts(), request);
+    FAIL() << "no error";
+  } catch (const NonFiniteEmbeddingError& err) {
+    const std::string what = err.what();
+    EXPECT_EQ(err.sentence(), 0);
+    for (const char* part :
+         {"for sentence 0 in layer 1 (block 1)", "first turn non-finite at layer 1 (block 1)",
+          "tensor 'rwkv.blocks.0.attention.key.weight'", "at element 17", "forward batch 1,"}) {
+      EXPECT_NE(what.find(part), std::string::npos) << part << "\n" << what;
+    }
+  }
+  EXPECT_EQ(batches, 0);
+  // Layer 0 does not depend on the blocks: still embedded, and finite.
+  request.layers = {0};
+  EXPECT_NO_THROW(e->Embed(MixedTexts(), request));
+}
+
+// A NaN in the embedding row of one token that only a late part of a long text uses: the error
+// comes from a piece that continues a sentence from its carried state, in a later batch, and
+// names that sentence and where its NaN starts.
+TEST(RwkvEmbedderTest, NanInACarriedPieceNamesTheRightSentence) {
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-f32/model.safetensors");
+  auto clean = LoadTiny(model.parent_path(), 16, kernels::MatMulPrecision::kF32);
+  const std::vector<int32_t> rare = clean->tokenizer().Encode(" xylophone");
+  std::vector<std::string> texts = MixedTexts();
+  for (const auto& t : texts) {
+    const auto ids = clean->tokenizer().Encode(t);
+    ASSERT_EQ(std::find(ids.begin(), ids.end(), rare[0]), ids.end()) << t;
+  }
+  texts[7] += " xylophone";  // texts[7] has 150 words: its last piece is a continuation
+  const int64_t C = clean->Dim();
+  const auto dir = testing::PoisonedModelCopy(model.parent_path(), testing::TempDir() / "m",
+                                              "rwkv.embeddings.weight", rare[0] * C + 5,
+                                              std::numeric_limits<float>::infinity());
+  auto e = LoadTiny(dir, 16, kernels::MatMulPrecision::kF32);
+  int batches = 0;
+  e->options().progress = [&](int64_t, int64_t, int64_t) { ++batches; };
+  EmbedRequest request;
+  request.layers = {2};
+  request.pooling = Pooling::kLast;
+  try {
+    e->Embed(texts, request);
+    FAIL() << "no error";
+  } catch (const NonFiniteEmbeddingError& err) {
+    const std::string what = err.what();
+    EXPECT_EQ(err.sentence(), 7);
+    for (const std::string& part : std::vector<std::string>{
+             "for sentence 7 in layer 2 (block 2)", "first turn non-finite at layer 0 (embeddings",
+             "tensor 'rwkv.embeddings.weight'", "at element " + std::to_string(rare[0] * C + 5)}) {
+      EXPECT_NE(what.find(part), std::string::npos) << part << "\n" << what;
+    }
+    EXPECT_EQ(what.find("tokens [0,"), std::string::npos) << "not a continuation: " << what;
+  }
+  int64_t before = 0;  // tokens of the sentences before texts[7] and of texts[7] itself
+  for (int i = 0; i <= 7; ++i)
+    before += static_cast<int64_t>(clean->tokenizer().Encode(texts[i]).size());
+  EXPECT_EQ(batches, (before - 1) / 16);  // stopped in the batch holding the last token of #7
+}
+
+}  // namespace
+}  // namespace rwkv_embed
