@@ -138,6 +138,57 @@ TEST(RwkvEmbedderTest, EveryBatchIsFilledToTheTokenBudget) {
   EXPECT_EQ(r.empty[12], 1);
 }
 
+// The two Forward options the carrying relies on: states returned only for the sequences asked,
+// and an empty initial state meaning zeros.
+TEST(RwkvEmbedderTest, ForwardReturnsOnlyTheAskedStatesAndEmptyMeansZeros) {
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-f32/model.safetensors");
+  auto e = LoadTiny(model.parent_path(), 16, kernels::MatMulPrecision::kF32);
+  const Rwkv6Model& m = e->model();
+  TokenBatch batch;
+  batch.Add(e->tokenizer().Encode("a first sequence"));
+  batch.Add(e->tokenizer().Encode("and a second one"));
+  ForwardOptions all;
+  all.return_states = true;
+  const ForwardResult every = m.Forward(batch, all);
+  ForwardOptions one = all;
+  one.state_sequences = {1};
+  const ForwardResult only = m.Forward(batch, one);
+  ASSERT_EQ(only.states.size(), 2u);
+  EXPECT_TRUE(only.states[0].empty());
+  ASSERT_EQ(only.states[1].size(), every.states[1].size());
+  for (size_t b = 0; b < every.states[1].size(); ++b) {
+    EXPECT_EQ(only.states[1][b].wkv, every.states[1][b].wkv) << b;
+  }
+  // {empty, zeros} starts both sequences from zeros, like no initial states at all.
+  const std::vector<SequenceState> init = {SequenceState{}, m.ZeroState()};
+  const ForwardResult from_zeros = m.Forward(batch, all, {}, init);
+  for (size_t s = 0; s < 2; ++s) {
+    for (size_t b = 0; b < every.states[s].size(); ++b) {
+      EXPECT_EQ(from_zeros.states[s][b].wkv, every.states[s][b].wkv) << s << " " << b;
+      EXPECT_EQ(from_zeros.states[s][b].time_shift, every.states[s][b].time_shift) << s << " " << b;
+    }
+  }
+  one.state_sequences = {2};
+  EXPECT_THROW(m.Forward(batch, one), UsageError);
+}
+
+// The weight named in the error is the first bad one in forward order, not in file order (where
+// head.weight sorts first) nor in load order (head and ln_out are loaded before the blocks).
+TEST(RwkvEmbedderTest, FirstNonFiniteWeightIsInForwardOrder) {
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-f32/model.safetensors");
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const auto tmp = testing::TempDir();
+  auto dir = testing::PoisonedModelCopy(model.parent_path(), tmp / "a", "head.weight", 3, nan);
+  dir = testing::PoisonedModelCopy(dir, tmp / "b", "rwkv.ln_out.weight", 4, nan);
+  dir = testing::PoisonedModelCopy(dir, tmp / "c", "rwkv.blocks.1.ln1.bias", 5, nan);
+  const auto weights = ModelWeights::Load(dir);
+  const auto first = weights->FindNonFiniteWeight();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_NE(first->find("tensor 'rwkv.blocks.1.ln1.bias'"), std::string::npos) << *first;
+  EXPECT_NE(first->find("at element 5"), std::string::npos) << *first;
+  EXPECT_EQ(ModelWeights::Load(model.parent_path())->FindNonFiniteWeight(), std::nullopt);
+}
+
 // NaN in block 0's key: every sentence's later layers are NaN, so Embed stops in batch 1 (the
 // progress callback, called after each batch, never runs) naming sentence 0 and the tensor.
 TEST(RwkvEmbedderTest, NanWeightStopsAtTheFirstBatch) {
