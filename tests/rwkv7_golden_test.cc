@@ -25,7 +25,8 @@ using testing::CompareClose;
 // Tolerance |a - b| <= atol + rtol |ref|. The project's requirement is 1e-4 + 1e-3 |ref|; the
 // RWKV-6 goldens (model_golden_test.cc) are held to 2e-5 + 1e-4 |ref|, ten times tighter, and so
 // are the fla F32 model (max abs error 5.8e-6) and the trained rwkv.cpp model (7e-7). The random
-// BF16 model in the authors' layout reaches 5.1e-5 (one element of 1.4M over the tighter bound):
+// BF16 model in the authors' layout reaches 5e-5 to 8e-5 depending on the WKV kernel's summation
+// order (a handful of its 1.4M elements exceed the tighter bound):
 // its random GroupNorm inputs have per-head variance down to 5e-4, near the 64e-5 eps, so ln_x
 // amplifies the FP32 rounding of the r/k/v projections ~40x (with float64 GEMM accumulation its
 // max error drops 5x; with a float64 WKV scan it does not change). It is held to the requirement.

@@ -18,12 +18,19 @@ std::unique_ptr<RwkvEmbedder> RwkvEmbedder::Load(const std::filesystem::path& mo
                                                  const std::filesystem::path& vocab,
                                                  RwkvEmbedderOptions options,
                                                  const LoadOptions& load, TokenizerKind kind) {
+  if (!std::filesystem::exists(model_dir)) {
+    throw IoError("model not found: " + model_dir.string() +
+                  " (a model folder or a checkpoint file)");
+  }
   std::shared_ptr<const Tokenizer> tokenizer;
   std::string vocab_name = "the byte-level tokenizer";
   if (kind == TokenizerKind::kBytes) {
     tokenizer = std::make_shared<ByteTokenizer>();
   } else {
-    const auto vocab_path = vocab.empty() ? model_dir / kWorldVocabFile : vocab;
+    // Default: the vocabulary beside the weights (in the folder, or next to a checkpoint file).
+    const auto folder =
+        std::filesystem::is_directory(model_dir) ? model_dir : model_dir.parent_path();
+    const auto vocab_path = vocab.empty() ? folder / kWorldVocabFile : vocab;
     if (!std::filesystem::exists(vocab_path)) {
       throw IoError("vocabulary not found: " + vocab_path.string() +
                     " (HF RWKV folders ship rwkv_vocab_v20230424.txt; pass --vocab FILE, or "

@@ -35,8 +35,8 @@ class RwkvEmbedder : public Embedder {
                std::shared_ptr<const Tokenizer> tokenizer, RwkvEmbedderOptions options = {});
 
   // Loads the model at `model_dir` (a folder or checkpoint file; the architecture is recognised
-  // by LoadModel) and the tokenizer: World from `vocab` (default
-  // DIR/rwkv_vocab_v20230424.txt), or byte-level.
+  // by LoadModel) and the tokenizer: World from `vocab` (default rwkv_vocab_v20230424.txt in the
+  // folder, or beside the checkpoint file), or byte-level.
   static std::unique_ptr<RwkvEmbedder> Load(const std::filesystem::path& model_dir,
                                             const std::filesystem::path& vocab = {},
                                             RwkvEmbedderOptions options = {},
