@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "model/weights.h"
 #include "test_util.h"
 
 namespace rwkv_embed {
@@ -113,6 +114,47 @@ TEST(RwkvEmbedderTest, Bf16MatmulsAlsoEqualOnePass) {
                      "bf16 mean at batch_tokens 16");
 }
 
+// RWKV-7 behind the same embedder: pieces carried across batches (the value residual v_first is
+// per token, so only the three state pieces cross a batch boundary) equal one pass, in both
+// namings, and the weight named for a NaN is the first in forward order in fla naming too.
+TEST(RwkvEmbedderTest, Rwkv7TextsLongerThanABatchEqualOnePass) {
+  for (const char* folder : {"models/tiny-rwkv7-f32", "models/tiny-rwkv7-bf16"}) {
+    RWKV_EMBED_REQUIRE_SHARED(model, std::string(folder) + "/model.safetensors");
+    const auto texts = MixedTexts();
+    const auto f32 = kernels::MatMulPrecision::kF32;
+    auto one_pass = LoadTiny(model.parent_path(), int64_t{1} << 30, f32);
+    ASSERT_EQ(one_pass->model().Architecture(), "rwkv7");
+    for (const char* pooling : {"mean", "max", "last", "weighted-mean"}) {
+      EmbedRequest request;
+      request.pooling = ParsePooling(pooling);
+      ExpectBitIdentical(LoadTiny(model.parent_path(), 23, f32)->Embed(texts, request),
+                         one_pass->Embed(texts, request),
+                         std::string(folder) + " " + pooling + " at batch_tokens 23");
+    }
+  }
+}
+
+TEST(RwkvEmbedderTest, Rwkv7FirstNonFiniteWeightIsInForwardOrder) {
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv7-f32/model.safetensors");
+  const float inf = std::numeric_limits<float>::infinity();
+  const auto tmp = testing::TempDir();
+  auto dir = testing::PoisonedModelCopy(model.parent_path(), tmp / "a", "lm_head.weight", 3, inf);
+  dir = testing::PoisonedModelCopy(dir, tmp / "b", "model.layers.1.ffn.value.weight", 7, inf);
+  auto e = LoadTiny(dir, 64, kernels::MatMulPrecision::kF32);
+  const auto first = e->model().FindNonFiniteWeight();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_NE(first->find("tensor 'model.layers.1.ffn.value.weight'"), std::string::npos) << *first;
+  EmbedRequest request;
+  request.layers = {3};
+  try {
+    e->Embed(MixedTexts(), request);
+    ADD_FAILURE() << "an Inf weight gave finite embeddings";
+  } catch (const NumericError& err) {
+    EXPECT_NE(std::string(err.what()).find("model.layers.1.ffn.value.weight"), std::string::npos)
+        << err.what();
+  }
+}
+
 TEST(RwkvEmbedderTest, EveryBatchIsFilledToTheTokenBudget) {
   RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-f32/model.safetensors");
   const auto texts = MixedTexts();
@@ -143,7 +185,7 @@ TEST(RwkvEmbedderTest, EveryBatchIsFilledToTheTokenBudget) {
 TEST(RwkvEmbedderTest, ForwardReturnsOnlyTheAskedStatesAndEmptyMeansZeros) {
   RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-f32/model.safetensors");
   auto e = LoadTiny(model.parent_path(), 16, kernels::MatMulPrecision::kF32);
-  const Rwkv6Model& m = e->model();
+  const SequenceModel& m = e->model();
   TokenBatch batch;
   batch.Add(e->tokenizer().Encode("a first sequence"));
   batch.Add(e->tokenizer().Encode("and a second one"));
@@ -181,12 +223,12 @@ TEST(RwkvEmbedderTest, FirstNonFiniteWeightIsInForwardOrder) {
   auto dir = testing::PoisonedModelCopy(model.parent_path(), tmp / "a", "head.weight", 3, nan);
   dir = testing::PoisonedModelCopy(dir, tmp / "b", "rwkv.ln_out.weight", 4, nan);
   dir = testing::PoisonedModelCopy(dir, tmp / "c", "rwkv.blocks.1.ln1.bias", 5, nan);
-  const auto weights = ModelWeights::Load(dir);
+  const auto weights = Rwkv6Weights::Load(dir);
   const auto first = weights->FindNonFiniteWeight();
   ASSERT_TRUE(first.has_value());
   EXPECT_NE(first->find("tensor 'rwkv.blocks.1.ln1.bias'"), std::string::npos) << *first;
   EXPECT_NE(first->find("at element 5"), std::string::npos) << *first;
-  EXPECT_EQ(ModelWeights::Load(model.parent_path())->FindNonFiniteWeight(), std::nullopt);
+  EXPECT_EQ(Rwkv6Weights::Load(model.parent_path())->FindNonFiniteWeight(), std::nullopt);
 }
 
 // NaN in block 0's key: every sentence's later layers are NaN, so Embed stops in batch 1 (the

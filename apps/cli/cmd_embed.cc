@@ -20,7 +20,7 @@ namespace {
 
 struct EmbedArgs {
   std::string model, vocab, input = "-", output, layers = "final", pooling = "mean",
-                            normalize = "none", precision = "f32";
+                            normalize = "none", precision = "f32", tokenizer = "world";
   bool hf_index = false, progress = false, check_weights = false;
   int threads = 0;
   int64_t batch_tokens = 2048;
@@ -109,9 +109,16 @@ int RunEmbed(const EmbedArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   LoadOptions load;
   load.check_finite = a.check_weights;
-  auto embedder = RwkvEmbedder::Load(a.model, a.vocab, options, load);
-  const int L = static_cast<int>(embedder->model().config().num_layers);
-  request.layers = ParseLayerSpec(a.layers, L, a.hf_index);
+  if (a.tokenizer != "world" && a.tokenizer != "bytes") {
+    throw UsageError("--tokenizer must be world or bytes");
+  }
+  if (a.tokenizer == "bytes" && !a.vocab.empty()) {
+    throw UsageError("--vocab is for the World tokenizer; --tokenizer bytes needs none");
+  }
+  auto embedder =
+      RwkvEmbedder::Load(a.model, a.vocab, options, load,
+                         a.tokenizer == "bytes" ? TokenizerKind::kBytes : TokenizerKind::kWorld);
+  request.layers = ParseLayerSpec(a.layers, embedder->layer_numbering(), a.hf_index);
   if (ProgressWanted(a.progress)) {
     embedder->options().progress = [t0](int64_t done, int64_t total, int64_t tokens) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -174,8 +181,14 @@ int RunEmbed(const EmbedArgs& a) {
 Command RegisterEmbed(CLI::App& app) {
   auto a = std::make_shared<EmbedArgs>();
   auto* sub = app.add_subcommand("embed", "Embed sentences (one per line) from any layers");
-  sub->add_option("--model", a->model, "model folder (config.json, model.safetensors)")->required();
+  sub->add_option("--model", a->model,
+                  "model folder (config.json, model.safetensors) or checkpoint file; RWKV-6 or "
+                  "RWKV-7, recognised from config.json or the tensor names")
+      ->required();
   sub->add_option("--vocab", a->vocab, "vocabulary file (default: MODEL/rwkv_vocab_v20230424.txt)");
+  sub->add_option("--tokenizer", a->tokenizer,
+                  "world (RWKV World vocabulary) | bytes (id = UTF-8 byte, for byte-level models)")
+      ->capture_default_str();
   sub->add_option("--input", a->input, "sentences, one per line ('-' = stdin)")
       ->capture_default_str();
   sub->add_option("--output", a->output, "OUT.npy (float32 [layers, N, C]) or OUT.jsonl")
@@ -185,7 +198,8 @@ Command RegisterEmbed(CLI::App& app) {
                   "(0 = after pre_ln, k = block k, L+1 = after ln_out)")
       ->capture_default_str();
   sub->add_flag("--hf-index", a->hf_index,
-                "read --layers as HF hidden_states indices (HF index i = our layer i+1)");
+                "read --layers as HF hidden_states indices (RWKV-6: HF i = our layer i+1; RWKV-7: "
+                "HF i = our i for i < L, HF L = our L+1)");
   sub->add_option("--pooling", a->pooling,
                   "mean | max | first | last | weighted-mean | mean-sqrt-len")
       ->capture_default_str();

@@ -64,7 +64,7 @@ TokenBatch RandomBatch(int64_t vocab, int64_t length, int64_t count, PortableRng
   return batch;
 }
 
-double TimeForward(const Rwkv6Model& model, const TokenBatch& batch, MatMulPrecision precision) {
+double TimeForward(const SequenceModel& model, const TokenBatch& batch, MatMulPrecision precision) {
   ForwardOptions fo;  // no taps, no logits: the bare embedding forward
   fo.precision = precision;
   const auto t0 = Clock::now();
@@ -203,23 +203,27 @@ BenchReport RunBench(const BenchOptions& o) {
   auto t0 = Clock::now();
   auto embedder = RwkvEmbedder::Load(o.model_dir, o.vocab, eo);
   rep.load_s = Since(t0);
-  const Rwkv6Model& model = embedder->model();
-  const ModelConfig& c = model.config();
+  const SequenceModel& model = embedder->model();
+  const int64_t vocab = model.vocab_size();
+  // Work per token is the same in any packing (see bench/flops.h).
+  auto flops = [&model](int64_t tokens) {
+    return model.FlopsPerToken() * static_cast<double>(tokens);
+  };
   rep.model_dir = o.model_dir.string();
-  rep.model_description = model.weights().Describe();
-  rep.weight_bytes = static_cast<int64_t>(model.weights().checkpoint_bytes());
+  rep.model_description = model.Describe();
+  rep.weight_bytes = static_cast<int64_t>(model.checkpoint_bytes());
   rep.weight_file_bytes = CheckpointFileBytes(o.model_dir);
-  rep.projection_params = ProjectionParams(c);
-  rep.flops_per_token = ForwardFlops(c, 1);
-  rep.hidden_size = c.hidden_size;
-  rep.num_layers = c.num_layers;
-  rep.vocab_size = c.vocab_size;
+  rep.projection_params = model.ProjectionParams();
+  rep.flops_per_token = model.FlopsPerToken();
+  rep.hidden_size = model.hidden_size();
+  rep.num_layers = model.num_blocks();
+  rep.vocab_size = vocab;
   Log(o, "bench: loaded " + rep.model_description + " in " + Fixed(rep.load_s, 3) + " s");
 
   PortableRng rng(o.seed);
   {
     omp_set_num_threads(threads.front());
-    const TokenBatch warm = RandomBatch(c.vocab_size, lengths.front(), 1, rng);
+    const TokenBatch warm = RandomBatch(vocab, lengths.front(), 1, rng);
     rep.first_forward_s = TimeForward(model, warm, o.precision);
   }
 
@@ -233,8 +237,8 @@ BenchReport RunBench(const BenchOptions& o) {
       // Same token ids for every thread count: regenerate from a per-length seed.
       PortableRng len_rng(o.seed * 1000003u + static_cast<uint64_t>(len));
       const int64_t packed = o.batch_tokens / len;
-      const TokenBatch single = RandomBatch(c.vocab_size, len, 1, len_rng);
-      BenchRow row{"pp" + std::to_string(len), t, 1, len, 0, ForwardFlops(c, len), {}};
+      const TokenBatch single = RandomBatch(vocab, len, 1, len_rng);
+      BenchRow row{"pp" + std::to_string(len), t, 1, len, 0, flops(len), {}};
       for (int r = 0; r < o.repetitions; ++r) {
         row.samples_s.push_back(TimeForward(model, single, o.precision));
       }
@@ -244,13 +248,13 @@ BenchReport RunBench(const BenchOptions& o) {
       scaling.seconds.push_back(Mean(row.samples_s));
       rep.rows.push_back(std::move(row));
       if (packed >= 2) {
-        const TokenBatch batch = RandomBatch(c.vocab_size, len, packed, len_rng);
+        const TokenBatch batch = RandomBatch(vocab, len, packed, len_rng);
         BenchRow prow{"pp" + std::to_string(len) + "x" + std::to_string(packed),
                       t,
                       packed,
                       batch.num_tokens(),
                       0,
-                      ForwardFlops(c, batch.num_tokens()),
+                      flops(batch.num_tokens()),
                       {}};
         for (int r = 0; r < o.repetitions; ++r) {
           prow.samples_s.push_back(TimeForward(model, batch, o.precision));
@@ -282,7 +286,7 @@ BenchReport RunBench(const BenchOptions& o) {
         row.samples_s.push_back(Since(t0));
         row.tokens = res.tokens;
       }
-      row.flops = ForwardFlops(c, row.tokens);
+      row.flops = flops(row.tokens);
       Log(o, "bench: mrpc-dev t=" + std::to_string(t) + ": " +
                  Fixed(Mean(row.samples_s) / static_cast<double>(row.pairs), 4) + " s/pair");
       rep.rows.push_back(std::move(row));
@@ -297,7 +301,7 @@ BenchReport RunBench(const BenchOptions& o) {
           lat.samples_s.push_back(Since(t0));
           lat.tokens += res.tokens;
         }
-        lat.flops = ForwardFlops(c, lat.tokens);
+        lat.flops = flops(lat.tokens);
         Log(o, "bench: mrpc-pair t=" + std::to_string(t) + ": p50 " +
                    Fixed(Percentile(lat.samples_s, 50) * 1e3, 1) + " ms");
         rep.rows.push_back(std::move(lat));

@@ -23,7 +23,7 @@ int64_t OptionalInt(const nlohmann::json& j, const char* field, int64_t fallback
 
 }  // namespace
 
-ModelConfig ModelConfig::FromJsonFile(const std::filesystem::path& path) {
+Rwkv6Config Rwkv6Config::FromJsonFile(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) throw IoError("cannot open model config " + path.string());
   nlohmann::json j;
@@ -37,7 +37,7 @@ ModelConfig ModelConfig::FromJsonFile(const std::filesystem::path& path) {
     throw FormatError(path.string() + ": model_type is " + j["model_type"].dump() +
                       ", rwkv-embed supports \"rwkv6\"");
   }
-  ModelConfig c;
+  Rwkv6Config c;
   c.vocab_size = RequireInt(j, "vocab_size", path);
   c.hidden_size = RequireInt(j, "hidden_size", path);
   c.num_layers = RequireInt(j, "num_hidden_layers", path);
@@ -64,7 +64,7 @@ ModelConfig ModelConfig::FromJsonFile(const std::filesystem::path& path) {
   return c;
 }
 
-nlohmann::json ModelConfig::ToJson() const {
+nlohmann::json Rwkv6Config::ToJson() const {
   nlohmann::json j = {
       {"architectures", {"Rwkv6ForCausalLM"}},
       {"model_type", "rwkv6"},

@@ -11,7 +11,7 @@ namespace rwkv_embed {
 
 class TensorStore;
 
-struct ModelConfig {
+struct Rwkv6Config {
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;            // C
   int64_t num_layers = 0;             // L
@@ -35,7 +35,7 @@ struct ModelConfig {
 
   // Parses a HF config.json (model_type rwkv6). LoRA dims are left 0 (shapes tell them).
   // Throws IoError / FormatError naming the file and field.
-  static ModelConfig FromJsonFile(const std::filesystem::path& path);
+  static Rwkv6Config FromJsonFile(const std::filesystem::path& path);
   nlohmann::json ToJson() const;
 };
 
@@ -43,5 +43,9 @@ struct ModelConfig {
 inline int64_t DefaultIntermediateSize(int64_t hidden_size) {
   return (hidden_size * 7 / 2) / 32 * 32;
 }
+
+// Earlier name, from when RWKV-6 was the only architecture; kept so callers written against it
+// still build.
+using ModelConfig = Rwkv6Config;
 
 }  // namespace rwkv_embed

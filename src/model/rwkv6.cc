@@ -5,17 +5,13 @@
 #include <cstring>
 #include <string>
 
+#include "bench/flops.h"
 #include "core/error.h"
 #include "kernels/activations.h"
 #include "kernels/linear_attention.h"
 #include "kernels/norm.h"
 
 namespace rwkv_embed {
-
-void TokenBatch::Add(std::span<const int32_t> sequence) {
-  tokens.insert(tokens.end(), sequence.begin(), sequence.end());
-  offsets.push_back(static_cast<int64_t>(tokens.size()));
-}
 
 namespace {
 
@@ -136,12 +132,12 @@ void EmbedTokens(const WeightMatrix& emb, std::span<const int32_t> tokens, Matri
 
 class BlockRunner {
  public:
-  BlockRunner(const ModelConfig& config, const TokenBatch& batch, MatMulPrecision precision,
+  BlockRunner(const Rwkv6Config& config, const TokenBatch& batch, MatMulPrecision precision,
               ForwardWorkspace& ws)
       : c_(config), batch_(batch), precision_(precision), ws_(ws) {}
 
   // Time mix (eq. of DESIGN.md §7): x += W_o (GroupNorm(wkv(r, k, v, d, u)) * silu(g)).
-  void TimeMix(const BlockWeights& b, const BlockOverride& ov, Matrix& x,
+  void TimeMix(const Rwkv6BlockWeights& b, const BlockOverride& ov, Matrix& x,
                std::vector<BlockState*>& states) {
     const int64_t C = c_.hidden_size, H = c_.num_heads(), S = c_.head_size;
     const int64_t E = c_.time_mix_extra_dim, N = x.rows(), n_seq = batch_.num_sequences();
@@ -226,7 +222,7 @@ class BlockRunner {
   }
 
   // Channel mix: x += sigmoid(x_r @ Wr) * (relu(x_k @ Wk)^2 @ Wv).
-  void ChannelMix(const BlockWeights& b, const BlockOverride& ov, Matrix& x,
+  void ChannelMix(const Rwkv6BlockWeights& b, const BlockOverride& ov, Matrix& x,
                   std::vector<BlockState*>& states) {
     const int64_t C = c_.hidden_size, N = x.rows(), n_seq = batch_.num_sequences();
     Matrix& bn = ws_.a;
@@ -271,7 +267,7 @@ class BlockRunner {
     for (int64_t i = 0; i < n; ++i) xp[i] += dp[i];
   }
 
-  const ModelConfig& c_;
+  const Rwkv6Config& c_;
   const TokenBatch& batch_;
   MatMulPrecision precision_;
   ForwardWorkspace& ws_;
@@ -286,7 +282,7 @@ SequenceState Rwkv6Model::ZeroState() const {
 }
 
 void Rwkv6Model::ResetBlockState(BlockState& b) const {
-  const ModelConfig& c = config();
+  const Rwkv6Config& c = config();
   b.time_shift.assign(c.hidden_size, 0.0f);
   b.wkv.assign(c.num_heads() * c.head_size * c.head_size, 0.0f);
   b.channel_shift.assign(c.hidden_size, 0.0f);
@@ -295,51 +291,15 @@ void Rwkv6Model::ResetBlockState(BlockState& b) const {
 ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions& options,
                                   const HiddenStateTap& tap,
                                   std::span<const SequenceState> initial_states) const {
-  const ModelConfig& c = config();
+  const Rwkv6Config& c = config();
   const int64_t L = c.num_layers, C = c.hidden_size, n_seq = batch.num_sequences();
   const int last_layer = static_cast<int>(L) + 1;
 
+  CheckForwardArguments(*this, batch, options, tap, initial_states);
   std::vector<uint8_t> want(last_layer + 1, 0);
-  for (int layer : options.layers) {
-    if (layer < 0 || layer > last_layer) {
-      throw UsageError("layer " + std::to_string(layer) + " out of range 0.." +
-                       std::to_string(last_layer) + " for this model");
-    }
-    want[layer] = 1;
-  }
-  if (!options.layers.empty() && !tap) throw UsageError("layers requested without a tap");
-  if (!options.overrides.empty() && static_cast<int64_t>(options.overrides.size()) != L) {
-    throw UsageError("block overrides: got " + std::to_string(options.overrides.size()) +
-                     ", model has " + std::to_string(L) + " blocks");
-  }
-  if (!initial_states.empty() && static_cast<int64_t>(initial_states.size()) != n_seq) {
-    throw UsageError("initial states: got " + std::to_string(initial_states.size()) + " for " +
-                     std::to_string(n_seq) + " sequences");
-  }
-  for (int64_t s = 0; s < n_seq; ++s) {
-    if (batch.length(s) <= 0) throw UsageError("sequence " + std::to_string(s) + " is empty");
-    if (!initial_states.empty() && !initial_states[s].empty() &&
-        static_cast<int64_t>(initial_states[s].size()) != L) {
-      throw UsageError("initial state of sequence " + std::to_string(s) + " has " +
-                       std::to_string(initial_states[s].size()) + " blocks, model has " +
-                       std::to_string(L));
-    }
-  }
-  for (int32_t id : batch.tokens) {
-    if (id < 0 || id >= c.vocab_size) {
-      throw UsageError("token id " + std::to_string(id) + " out of range 0.." +
-                       std::to_string(c.vocab_size - 1));
-    }
-  }
+  for (int layer : options.layers) want[layer] = 1;
 
-  std::vector<uint8_t> keep_state(n_seq, options.state_sequences.empty() ? 1 : 0);
-  for (int64_t s : options.state_sequences) {
-    if (s < 0 || s >= n_seq) {
-      throw UsageError("state of sequence " + std::to_string(s) + " asked for; the batch has " +
-                       std::to_string(n_seq));
-    }
-    keep_state[s] = 1;
-  }
+  const std::vector<uint8_t> keep_state = StatesToKeep(options, n_seq);
 
   ForwardResult result;
   if (options.return_states) result.states.resize(n_seq);
@@ -368,7 +328,7 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
         block_states[s] = initial_states[s][i];
       }
     }
-    const BlockWeights& b = weights_->blocks()[i];
+    const Rwkv6BlockWeights& b = weights_->blocks()[i];
     const BlockOverride& ov = options.overrides.empty() ? no_override : options.overrides[i];
     runner.TimeMix(b, ov, x, states);
     runner.ChannelMix(b, ov, x, states);
@@ -397,7 +357,10 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
   return result;
 }
 
-Rwkv6Model::Rwkv6Model(std::unique_ptr<ModelWeights> weights) : weights_(std::move(weights)) {}
+Rwkv6Model::Rwkv6Model(std::unique_ptr<Rwkv6Weights> weights) : weights_(std::move(weights)) {}
+
+int64_t Rwkv6Model::ProjectionParams() const { return bench::ProjectionParams(config()); }
+double Rwkv6Model::FlopsPerToken() const { return bench::ForwardFlops(config(), 1); }
 Rwkv6Model::~Rwkv6Model() = default;
 
 std::unique_ptr<ForwardWorkspace> Rwkv6Model::AcquireWorkspace() const {

@@ -6,12 +6,14 @@
 
 #include "core/error.h"
 #include "core/utf8.h"
+#include "model/load_model.h"
+#include "tokenizer/byte_tokenizer.h"
+#include "tokenizer/world_tokenizer.h"
 
 namespace rwkv_embed {
 
-RwkvEmbedder::RwkvEmbedder(std::shared_ptr<const Rwkv6Model> model,
-                           std::shared_ptr<const WorldTokenizer> tokenizer,
-                           RwkvEmbedderOptions options)
+RwkvEmbedder::RwkvEmbedder(std::shared_ptr<const SequenceModel> model,
+                           std::shared_ptr<const Tokenizer> tokenizer, RwkvEmbedderOptions options)
     : model_(std::move(model)), tokenizer_(std::move(tokenizer)), options_(std::move(options)) {
   if (options_.batch_tokens < 1) throw UsageError("batch_tokens must be >= 1");
 }
@@ -19,23 +21,37 @@ RwkvEmbedder::RwkvEmbedder(std::shared_ptr<const Rwkv6Model> model,
 std::unique_ptr<RwkvEmbedder> RwkvEmbedder::Load(const std::filesystem::path& model_dir,
                                                  const std::filesystem::path& vocab,
                                                  RwkvEmbedderOptions options,
-                                                 const LoadOptions& load) {
-  const auto vocab_path = vocab.empty() ? model_dir / kWorldVocabFile : vocab;
-  if (!std::filesystem::exists(vocab_path)) {
-    throw IoError("vocabulary not found: " + vocab_path.string() +
-                  " (HF RWKV-6 folders ship rwkv_vocab_v20230424.txt; pass --vocab FILE)");
+                                                 const LoadOptions& load, TokenizerKind kind) {
+  if (!std::filesystem::exists(model_dir)) {
+    throw IoError("model not found: " + model_dir.string() +
+                  " (a model folder or a checkpoint file)");
   }
-  auto tokenizer = std::make_shared<WorldTokenizer>(WorldTokenizer::FromVocabFile(vocab_path));
-  auto model = std::make_shared<Rwkv6Model>(ModelWeights::Load(model_dir, load));
-  if (tokenizer->vocab_size() > model->config().vocab_size) {
-    throw ShapeError("vocabulary " + vocab_path.string() + " has " +
-                     std::to_string(tokenizer->vocab_size()) + " ids but the model embeds only " +
-                     std::to_string(model->config().vocab_size));
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::string vocab_name = "the byte-level tokenizer";
+  if (kind == TokenizerKind::kBytes) {
+    tokenizer = std::make_shared<ByteTokenizer>();
+  } else {
+    // Default: the vocabulary beside the weights (in the folder, or next to a checkpoint file).
+    const auto folder =
+        std::filesystem::is_directory(model_dir) ? model_dir : model_dir.parent_path();
+    const auto vocab_path = vocab.empty() ? folder / kWorldVocabFile : vocab;
+    if (!std::filesystem::exists(vocab_path)) {
+      throw IoError("vocabulary not found: " + vocab_path.string() +
+                    " (HF RWKV folders ship rwkv_vocab_v20230424.txt; pass --vocab FILE, or "
+                    "--tokenizer bytes for a byte-level model)");
+    }
+    tokenizer = std::make_shared<WorldTokenizer>(WorldTokenizer::FromVocabFile(vocab_path));
+    vocab_name = "vocabulary " + vocab_path.string();
+  }
+  std::shared_ptr<const SequenceModel> model = LoadModel(model_dir, load);
+  if (tokenizer->vocab_size() > model->vocab_size()) {
+    throw ShapeError(vocab_name + " has " + std::to_string(tokenizer->vocab_size()) +
+                     " ids but the model embeds only " + std::to_string(model->vocab_size()));
   }
   return std::make_unique<RwkvEmbedder>(std::move(model), std::move(tokenizer), std::move(options));
 }
 
-std::string RwkvEmbedder::Description() const { return model_->weights().Describe(); }
+std::string RwkvEmbedder::Description() const { return model_->Describe(); }
 
 std::vector<int> RwkvEmbedder::Layers() const {
   std::vector<int> layers;
@@ -211,7 +227,7 @@ class RwkvEmbedder::Run {
   // reruns the piece (same starting state) with every layer tapped to find where the NaN/Inf
   // first appears, and scans the weights for the first non-finite one.
   [[noreturn]] void Fail(const Piece& p, const SequenceState& state, int layer) const {
-    const int L = static_cast<int>(e_.model_->config().num_layers);
+    const int L = static_cast<int>(e_.model_->num_blocks());
     TokenBatch one;
     one.Add(std::span(ids_[p.sentence]).subspan(p.begin, p.end - p.begin));
     ForwardOptions all = fwd_;
@@ -229,7 +245,7 @@ class RwkvEmbedder::Run {
     std::string detail = " in " + LayerName(layer, L) + "; ";
     detail += first >= 0 ? "the hidden states first turn non-finite at " + LayerName(first, L)
                          : "the hidden states are finite: pooling overflowed";
-    const auto weight = e_.model_->weights().FindNonFiniteWeight();
+    const auto weight = e_.model_->FindNonFiniteWeight();
     detail += "; " + (weight ? "first non-finite weight: " + *weight
                              : std::string("every weight is finite (the activations overflowed)"));
     detail += " (found in forward batch " + std::to_string(batch_index_) + ", tokens [" +

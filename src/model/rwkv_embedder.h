@@ -1,6 +1,7 @@
-// Sentence embeddings from any RWKV-6 layer through the common Embedder interface: sentences are
-// tokenized, packed into batches by a token budget, run once through the model with taps on every
-// requested layer, and pooled per sentence as each layer arrives.
+// Sentence embeddings from any layer of an RWKV model (any SequenceModel: RWKV-6, RWKV-7) through
+// the common Embedder interface: sentences are tokenized, packed into batches by a token budget,
+// run once through the model with taps on every requested layer, and pooled per sentence as each
+// layer arrives.
 #pragma once
 
 #include <cstdint>
@@ -9,8 +10,8 @@
 #include <memory>
 
 #include "core/embedder.h"
-#include "model/rwkv6.h"
-#include "tokenizer/world_tokenizer.h"
+#include "model/sequence_model.h"
+#include "tokenizer/tokenizer.h"
 
 namespace rwkv_embed {
 
@@ -27,20 +28,26 @@ struct RwkvEmbedderOptions {
   std::function<void(int64_t, int64_t, int64_t)> progress;
 };
 
+// Which tokenizer Load builds: the RWKV World vocabulary, or byte-level ids (id = UTF-8 byte).
+enum class TokenizerKind { kWorld, kBytes };
+
 class RwkvEmbedder : public Embedder {
  public:
-  RwkvEmbedder(std::shared_ptr<const Rwkv6Model> model,
-               std::shared_ptr<const WorldTokenizer> tokenizer, RwkvEmbedderOptions options = {});
+  RwkvEmbedder(std::shared_ptr<const SequenceModel> model,
+               std::shared_ptr<const Tokenizer> tokenizer, RwkvEmbedderOptions options = {});
 
-  // Loads DIR (config.json, weights) and the vocabulary (default DIR/rwkv_vocab_v20230424.txt).
+  // Loads the model at `model_dir` (a folder or checkpoint file; the architecture is recognised
+  // by LoadModel) and the tokenizer: World from `vocab` (default rwkv_vocab_v20230424.txt in the
+  // folder, or beside the checkpoint file), or byte-level.
   static std::unique_ptr<RwkvEmbedder> Load(const std::filesystem::path& model_dir,
                                             const std::filesystem::path& vocab = {},
                                             RwkvEmbedderOptions options = {},
-                                            const LoadOptions& load = {});
+                                            const LoadOptions& load = {},
+                                            TokenizerKind tokenizer = TokenizerKind::kWorld);
 
   std::string Name() const override { return "rwkv"; }
   std::string Description() const override;
-  int64_t Dim() const override { return model_->config().hidden_size; }
+  int64_t Dim() const override { return model_->hidden_size(); }
   std::vector<int> Layers() const override;
   // Throws FormatError for invalid UTF-8 (naming the sentence index), UsageError for bad layers,
   // and NonFiniteEmbeddingError as soon as a batch yields a NaN/Inf in a requested layer (naming
@@ -48,15 +55,17 @@ class RwkvEmbedder : public Embedder {
   // Empty sentences get zero rows and are flagged in EmbedResult::empty.
   EmbedResult Embed(std::span<const std::string> sentences, const EmbedRequest& request) override;
 
-  const Rwkv6Model& model() const { return *model_; }
-  const WorldTokenizer& tokenizer() const { return *tokenizer_; }
+  const SequenceModel& model() const { return *model_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  // Layer identity: our numbering and the model's Hugging Face hidden_states indices.
+  LayerNumbering layer_numbering() const { return model_->layer_numbering(); }
   RwkvEmbedderOptions& options() { return options_; }
 
  private:
   class Run;
 
-  std::shared_ptr<const Rwkv6Model> model_;
-  std::shared_ptr<const WorldTokenizer> tokenizer_;
+  std::shared_ptr<const SequenceModel> model_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
   RwkvEmbedderOptions options_;
 };
 

@@ -1,8 +1,5 @@
 #include "model/weights.h"
 
-#include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <sstream>
 #include <unordered_set>
 
@@ -22,106 +19,30 @@ std::string HfToOriginalName(std::string name) {
   return name;
 }
 
-namespace {
-
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-std::string WhereIs(const TensorView& t) { return t.file ? t.file->string() : "checkpoint"; }
-
-std::string NonFiniteMessage(const TensorView& t, int64_t element) {
-  return "tensor '" + t.name + "' in " + WhereIs(t) + " has a non-finite value at element " +
-         std::to_string(element);
-}
-
-// Position of a tensor (by HF name) in the forward pass: embeddings, pre_ln, block N, ln_out,
-// head.
-int64_t ForwardRank(const std::string& hf_name) {
-  constexpr std::string_view kBlocks = "rwkv.blocks.";
-  constexpr int64_t kLast = int64_t{1} << 40;
-  if (hf_name.starts_with("rwkv.embeddings.")) return 0;
-  if (hf_name.find(".pre_ln.") != std::string::npos) return 1;
-  if (hf_name.starts_with("rwkv.ln_out.")) return kLast;
-  if (hf_name.starts_with(kBlocks)) return 2 + std::atoll(hf_name.c_str() + kBlocks.size());
-  return kLast + 1;
-}
-
-}  // namespace
-
-class ModelWeights::Loader {
+// Reads tensors by their HF names, whatever naming the checkpoint uses.
+class Rwkv6Weights::Loader {
  public:
-  Loader(ModelWeights& m, const LoadOptions& options) : m_(m), options_(options) {}
+  Loader(Rwkv6Weights& m, const LoadOptions& options)
+      : m_(m), reader_(m.store_, options, m.owned_, m.used_) {}
 
   const TensorView& Tensor(const std::string& hf_name) {
-    const std::string name = StoredName(hf_name);
-    const TensorView& t = m_.store_.Get(name);
-    if (t.dtype != DType::kF32 && t.dtype != DType::kBF16 && t.dtype != DType::kF16) {
-      throw ShapeError("tensor '" + name + "' in " + Where(t) + " has dtype " +
-                       std::string(DTypeName(t.dtype)) + "; expected F32, F16 or BF16");
-    }
-    if (options_.check_finite) {
-      if (auto bad = FindNonFinite(t)) throw NumericError(NonFiniteMessage(t, *bad));
-    }
-    m_.used_.emplace_back(ForwardRank(hf_name), &t);
-    return t;
+    return reader_.Tensor(StoredName(hf_name));
   }
-
   const TensorView& Shaped(const std::string& hf_name, const std::vector<int64_t>& shape) {
-    const TensorView& t = Tensor(hf_name);
-    if (t.shape != shape) {
-      throw ShapeError("tensor '" + t.name + "' in " + Where(t) + " has shape " + t.ShapeString() +
-                       ", expected " + ShapeString(shape));
-    }
-    return t;
+    return reader_.Shaped(StoredName(hf_name), shape);
   }
-
-  // A vector parameter stored with any number of unit dimensions ([1, 1, C], [H, S], [C]).
   std::vector<float> Vector(const std::string& hf_name, int64_t numel) {
-    const TensorView& t = Tensor(hf_name);
-    if (t.numel() != numel) {
-      throw ShapeError("tensor '" + t.name + "' in " + Where(t) + " has shape " + t.ShapeString() +
-                       " (" + std::to_string(t.numel()) + " elements), expected " +
-                       std::to_string(numel) + " elements");
-    }
-    return ToFloat32(t);
+    return reader_.Vector(StoredName(hf_name), numel);
   }
-
   LayerNormWeights LayerNorm(const std::string& prefix, int64_t dim) {
     return {Vector(prefix + ".weight", dim), Vector(prefix + ".bias", dim)};
   }
-
-  // A [rows, cols] matrix used as stored (BF16/F32 in place; F16 widened to an owned F32 copy).
   kernels::WeightMatrix Matrix(const std::string& hf_name, int64_t rows, int64_t cols) {
-    const TensorView& t = Shaped(hf_name, {rows, cols});
-    if (t.dtype == DType::kF16) return Owned(ToFloat32(t), rows, cols);
-    return {t.dtype, t.bytes.data(), rows, cols};
+    return reader_.Matrix(StoredName(hf_name), rows, cols);
   }
-
-  // Stored as [rows, cols] = [in, out] (x @ W); returned as [cols, rows] so that x @ W = x @ W'^T.
   kernels::WeightMatrix Transposed(const TensorView& t, int64_t rows, int64_t cols,
                                    int64_t offset_elems = 0) {
-    const size_t esize = t.dtype == DType::kF16 ? 4 : DTypeSize(t.dtype);
-    const DType out_type = t.dtype == DType::kF16 ? DType::kF32 : t.dtype;
-    auto& buf = m_.owned_.emplace_back(static_cast<size_t>(rows * cols) * esize);
-    const std::byte* src = t.bytes.data() + offset_elems * DTypeSize(t.dtype);
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < cols; ++c) {
-        const std::byte* s = src + (r * cols + c) * DTypeSize(t.dtype);
-        std::byte* d = buf.data() + (c * rows + r) * esize;
-        if (t.dtype == DType::kF16) {
-          uint16_t h;
-          std::memcpy(&h, s, 2);
-          const float f = F16ToF32(h);
-          std::memcpy(d, &f, 4);
-        } else {
-          std::memcpy(d, s, esize);
-        }
-      }
-    }
-    return {out_type, buf.data(), cols, rows};
+    return reader_.Transposed(t, rows, cols, offset_elems);
   }
 
   void LoadAll();
@@ -132,20 +53,14 @@ class ModelWeights::Loader {
     return m_.naming_ == "hf" ? hf_name : HfToOriginalName(hf_name);
   }
 
-  static std::string Where(const TensorView& t) { return WhereIs(t); }
+  static std::string Where(const TensorView& t) { return TensorReader::Where(t); }
 
-  kernels::WeightMatrix Owned(const std::vector<float>& values, int64_t rows, int64_t cols) {
-    auto& buf = m_.owned_.emplace_back(values.size() * sizeof(float));
-    std::memcpy(buf.data(), values.data(), buf.size());
-    return {DType::kF32, buf.data(), rows, cols};
-  }
-
-  ModelWeights& m_;
-  LoadOptions options_;
+  Rwkv6Weights& m_;
+  TensorReader reader_;
 };
 
-void ModelWeights::Loader::LoadAll() {
-  ModelConfig& c = m_.config_;
+void Rwkv6Weights::Loader::LoadAll() {
+  Rwkv6Config& c = m_.config_;
   // Sizes come from shapes; config.json (if any) must agree with them.
   const TensorView& emb = Tensor("rwkv.embeddings.weight");
   if (emb.shape.size() != 2) {
@@ -210,7 +125,7 @@ void ModelWeights::Loader::LoadAll() {
   for (int64_t i = 0; i < L; ++i) {
     const std::string p = "rwkv.blocks." + std::to_string(i) + ".";
     const std::string att = p + "attention.", ffn = p + "feed_forward.";
-    BlockWeights& b = m_.blocks_[i];
+    Rwkv6BlockWeights& b = m_.blocks_[i];
     b.ln1 = LayerNorm(p + "ln1", C);
     b.ln2 = LayerNorm(p + "ln2", C);
     b.maa_x = Vector(att + "time_maa_x", C);
@@ -240,14 +155,14 @@ void ModelWeights::Loader::LoadAll() {
   }
 }
 
-std::unique_ptr<ModelWeights> ModelWeights::Load(const std::filesystem::path& dir,
+std::unique_ptr<Rwkv6Weights> Rwkv6Weights::Load(const std::filesystem::path& dir,
                                                  const LoadOptions& options) {
-  std::unique_ptr<ModelWeights> m(new ModelWeights());
+  std::unique_ptr<Rwkv6Weights> m(new Rwkv6Weights());
   const auto config_path = std::filesystem::is_directory(dir) ? dir / "config.json" : "";
   if (!config_path.empty() && std::filesystem::exists(config_path)) {
-    m->config_ = ModelConfig::FromJsonFile(config_path);
+    m->config_ = Rwkv6Config::FromJsonFile(config_path);
   } else {
-    m->config_ = ModelConfig{};
+    m->config_ = Rwkv6Config{};
     m->config_.vocab_size = m->config_.hidden_size = m->config_.num_layers = 0;
     m->config_.attention_hidden_size = m->config_.head_size = m->config_.intermediate_size = 0;
   }
@@ -265,19 +180,7 @@ std::unique_ptr<ModelWeights> ModelWeights::Load(const std::filesystem::path& di
   return m;
 }
 
-std::optional<std::string> ModelWeights::FindNonFiniteWeight() const {
-  auto order = used_;
-  std::stable_sort(order.begin(), order.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::unordered_set<const TensorView*> seen;
-  for (const auto& [rank, t] : order) {
-    if (!seen.insert(t).second) continue;
-    if (auto bad = FindNonFinite(*t)) return NonFiniteMessage(*t, *bad);
-  }
-  return std::nullopt;
-}
-
-std::string ModelWeights::Describe() const {
+std::string Rwkv6Weights::Describe() const {
   std::ostringstream os;
   os << "RWKV-6 " << config_.num_layers << " layers, C=" << config_.hidden_size
      << ", heads=" << config_.num_heads() << "x" << config_.head_size

@@ -15,6 +15,8 @@
 #include "io/safetensors.h"
 #include "kernels/gemm.h"
 #include "model/config.h"
+#include "model/sequence_model.h"
+#include "model/tensor_reader.h"
 
 namespace rwkv_embed {
 
@@ -23,14 +25,10 @@ namespace rwkv_embed {
 // feed_forward -> ffn, pre_ln -> ln0, rwkv.ln_out -> ln_out.
 std::string HfToOriginalName(std::string name);
 
-struct LayerNormWeights {
-  std::vector<float> weight, bias;  // [dim]
-};
-
 // Weights of one block. Linear weights are [out, in] so every product is x @ W^T
 // (kernels::MatMulT). Checkpoint matrices stored as [in, out] (the LoRA factors) are transposed
 // once at load.
-struct BlockWeights {
+struct Rwkv6BlockWeights {
   LayerNormWeights ln1, ln2;
   // Time mix (attention). maa_*: [C]; maa_w1: [5E, C]; maa_w2[j]: [C, E] for j in (w, k, v, r, g).
   std::vector<float> maa_x, maa_w, maa_k, maa_v, maa_r, maa_g;
@@ -50,22 +48,18 @@ struct BlockWeights {
   kernels::WeightMatrix ffn_value;       // [C, F]
 };
 
-struct LoadOptions {
-  bool check_finite = false;  // scan every tensor for NaN/Inf (reads all weight pages)
-};
-
-class ModelWeights {
+class Rwkv6Weights {
  public:
   // `dir` holds config.json (optional: shapes are authoritative and checked against it) and
   // model.safetensors or a sharded index. Throws IoError/FormatError/ShapeError/NumericError
   // naming the file and tensor.
-  static std::unique_ptr<ModelWeights> Load(const std::filesystem::path& dir,
+  static std::unique_ptr<Rwkv6Weights> Load(const std::filesystem::path& dir,
                                             const LoadOptions& options = {});
 
-  const ModelConfig& config() const { return config_; }
+  const Rwkv6Config& config() const { return config_; }
   const LayerNormWeights& pre_ln() const { return pre_ln_; }
   const LayerNormWeights& ln_out() const { return ln_out_; }
-  const std::vector<BlockWeights>& blocks() const { return blocks_; }
+  const std::vector<Rwkv6BlockWeights>& blocks() const { return blocks_; }
   // Token embeddings [V, C] and LM head [V, C] (stored dtype).
   const kernels::WeightMatrix& embeddings() const { return embeddings_; }
   const kernels::WeightMatrix& head() const { return head_; }
@@ -77,23 +71,25 @@ class ModelWeights {
   // blocks 0..L-1, ln_out, head), as "tensor 'NAME' in FILE has a non-finite value at element N";
   // nullopt when all are finite. Reads every weight: the on-demand form of
   // LoadOptions::check_finite, for explaining a non-finite result.
-  std::optional<std::string> FindNonFiniteWeight() const;
+  std::optional<std::string> FindNonFiniteWeight() const { return used_.FirstNonFinite(); }
 
  private:
-  ModelWeights() = default;
+  Rwkv6Weights() = default;
   class Loader;
 
   TensorStore store_;
-  ModelConfig config_;
+  Rwkv6Config config_;
   std::string naming_;
   LayerNormWeights pre_ln_, ln_out_;
-  std::vector<BlockWeights> blocks_;
+  std::vector<Rwkv6BlockWeights> blocks_;
   kernels::WeightMatrix embeddings_, head_;
   // Owned buffers for matrices that could not be used in place (transposed LoRA factors, F16
   // checkpoints widened to F32). Raw bytes, 64-byte aligned.
   std::vector<AlignedVector<std::byte>> owned_;
-  // Every tensor the loader used, with its rank in forward order (FindNonFiniteWeight).
-  std::vector<std::pair<int64_t, const TensorView*>> used_;
+  UsedTensors used_;  // every tensor the loader read (FindNonFiniteWeight)
 };
+
+// Earlier name, from when RWKV-6 was the only architecture.
+using ModelWeights = Rwkv6Weights;
 
 }  // namespace rwkv_embed

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <ctime>
 #include <memory>
+#include <optional>
 
 #include "baselines/averaged_word_embedder.h"
 #include "baselines/sif_embedder.h"
@@ -16,6 +17,7 @@
 #include "eval/resources.h"
 #include "model/layer_spec.h"
 #include "model/random_init.h"
+#include "model/rwkv6.h"
 #include "model/rwkv_embedder.h"
 #include "report/plots.h"
 
@@ -196,37 +198,42 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
     ro.batch_tokens = o.batch_tokens;
     ro.precision = o.precision;
     const std::filesystem::path vocab = o.vocab.empty() ? o.model_dir / kWorldVocabFile : o.vocab;
-    ModelConfig config;
+    std::optional<ModelConfig> config;  // the random control's shape: init-model is RWKV-6 only
     std::vector<int> layers;
     {
       const bool isolated = eval::ResetPeakRss();
       const auto t0 = Clock::now();
       auto model = RwkvEmbedder::Load(o.model_dir, vocab, ro);
       const double load = Since(t0);
-      config = model->model().config();
-      const int L = static_cast<int>(config.num_layers);
-      layers = ParseLayerSpec(o.layers, L, o.hf_index);
-      model_note = "RWKV-6 model " + o.model_dir.string() + " (" + std::to_string(L) +
-                   " blocks, hidden " + std::to_string(config.hidden_size) +
-                   (config.random_weights ? ", random weights" : "") + ")";
+      const SequenceModel& m = model->model();
+      if (const auto* rwkv6 = dynamic_cast<const Rwkv6Model*>(&m)) config = rwkv6->config();
+      const int L = static_cast<int>(m.num_blocks());
+      layers = ParseLayerSpec(o.layers, m.layer_numbering(), o.hf_index);
+      model_note = std::string(m.Architecture() == "rwkv7" ? "RWKV-7" : "RWKV-6") + " model " +
+                   o.model_dir.string() + " (" + std::to_string(L) + " blocks, hidden " +
+                   std::to_string(m.hidden_size()) +
+                   (m.random_weights() ? ", random weights" : "") + ")";
       files["model_dir"] = o.model_dir.string();
       files["vocab"] = vocab.string();
       Log(o, "rwkv: loaded " + model_note + " in " + std::to_string(load) + " s");
       RunMethod(*model, "rwkv", load, isolated, L, layers, o, data, &out.tasks);
     }  // the model is released here, before the control is loaded
-    if (o.random_control) {
+    if (o.random_control && !config) {
+      Log(o, "random control skipped: init-model writes RWKV-6 shapes only");
+    }
+    if (o.random_control && config) {
       const std::filesystem::path dir =
           (o.scratch_dir.empty() ? std::filesystem::temp_directory_path() : o.scratch_dir) /
           ("rwkv-embed-random-control-" + std::to_string(::getpid()));
       RandomModelOptions rm;
       rm.seed = o.seed;
-      WriteRandomModel(config, rm, dir);
+      WriteRandomModel(*config, rm, dir);
       try {
         const bool isolated = eval::ResetPeakRss();
         const auto t0 = Clock::now();
         auto control = RwkvEmbedder::Load(dir, vocab, ro);
         const double load = Since(t0);
-        RunMethod(*control, "random-control", load, isolated, static_cast<int>(config.num_layers),
+        RunMethod(*control, "random-control", load, isolated, static_cast<int>(config->num_layers),
                   layers, o, data, &out.tasks);
         for (TaskResults& t : out.tasks) {
           t.methods.back().description += "; random weights (init-model, seed " +

@@ -324,6 +324,7 @@ WorldTokenizer WorldTokenizer::FromVocabText(std::string_view text, std::string_
   }
   tok.token_offsets_[max_id + 1] = static_cast<uint32_t>(tok.token_bytes_.size());
   tok.num_tokens_ = static_cast<int32_t>(entries.size());
+  tok.source_ = std::string(source);
   tok.BuildIndex();
   return tok;
 }
@@ -449,6 +450,10 @@ void WorldTokenizer::EncodeAppend(std::string_view bytes, std::vector<int32_t>& 
     out.push_back(id);
     i += length;
   }
+}
+
+std::string WorldTokenizer::Describe() const {
+  return "RWKV World vocabulary (" + std::to_string(num_tokens_) + " tokens) from " + source_;
 }
 
 std::string_view WorldTokenizer::TokenBytes(int32_t id) const {

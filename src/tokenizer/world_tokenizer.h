@@ -11,9 +11,11 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/tokenizer.h"
+
 namespace rwkv_embed {
 
-class WorldTokenizer {
+class WorldTokenizer final : public Tokenizer {
  public:
   // The vocabulary's file name in every Hugging Face RWKV-6 model folder.
   static constexpr std::string_view kVocabFileName = "rwkv_vocab_v20230424.txt";
@@ -37,14 +39,17 @@ class WorldTokenizer {
 
   // Appends the ids of `bytes` to `out` without clearing it (for packing many sentences into one
   // buffer without reallocating).
-  void EncodeAppend(std::string_view bytes, std::vector<int32_t>& out) const;
+  void EncodeAppend(std::string_view bytes, std::vector<int32_t>& out) const override;
 
   // The bytes of the concatenated tokens. Throws UsageError naming the id for an id outside
   // [0, vocab_size()) or one that has no token (id 0, gaps in the file).
-  std::string Decode(std::span<const int32_t> ids) const;
+  std::string Decode(std::span<const int32_t> ids) const override;
 
   // Largest id + 1 (65530 for rwkv_vocab_v20230424.txt; models pad their embedding to 65536).
-  int32_t vocab_size() const { return static_cast<int32_t>(token_offsets_.size()) - 1; }
+  int32_t vocab_size() const override { return static_cast<int32_t>(token_offsets_.size()) - 1; }
+
+  // "RWKV World vocabulary (65529 tokens) from FILE".
+  std::string Describe() const override;
 
   // Number of ids that have a token (65529 for the real file).
   int32_t num_tokens() const { return num_tokens_; }
@@ -78,6 +83,7 @@ class WorldTokenizer {
   // Id of the token equal to s[0, length), or -1. length >= 3; `hash` = HashToken(s, length, head).
   int32_t Find(const unsigned char* s, uint32_t length, uint64_t head, uint64_t hash) const;
 
+  std::string source_;                   // where the vocabulary came from
   std::string token_bytes_;              // all tokens' bytes, concatenated by id
   std::vector<uint32_t> token_offsets_;  // token id's bytes are [offsets[id], offsets[id+1])
   int32_t num_tokens_ = 0;

@@ -1,0 +1,69 @@
+// The RWKV-7 ("Goose", x070) forward pass over packed batches of sequences, with taps
+// (DESIGN.md §8; the interface and its guarantees are in model/sequence_model.h).
+//
+// State taps: BlockState::time_shift = ln1 output of the last token (att_x), wkv = the per-head
+// [N, N] matrices indexed value x key, channel_shift = ln2 output of the last token (ffn_x).
+// v_first (block 0's value, mixed into every later block's value per token) is not state: it is
+// recomputed per token, so chunked evaluation with carried states equals one pass.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/rwkv7_weights.h"
+#include "model/sequence_model.h"
+
+namespace rwkv_embed {
+
+struct Rwkv7Workspace;
+
+class Rwkv7Model : public SequenceModel {
+ public:
+  explicit Rwkv7Model(std::unique_ptr<Rwkv7Weights> weights);
+  ~Rwkv7Model() override;
+  Rwkv7Model(const Rwkv7Model&) = delete;
+  Rwkv7Model& operator=(const Rwkv7Model&) = delete;
+
+  const Rwkv7Config& config() const { return weights_->config(); }
+  const Rwkv7Weights& weights() const { return *weights_; }
+
+  std::string_view Architecture() const override { return "rwkv7"; }
+  std::string Describe() const override { return weights_->Describe(); }
+  int64_t hidden_size() const override { return config().hidden_size; }
+  int64_t num_blocks() const override { return config().num_layers; }
+  int64_t vocab_size() const override { return config().vocab_size; }
+  LayerNumbering layer_numbering() const override {
+    return {static_cast<int>(config().num_layers), HfHiddenStates::kRwkv7};
+  }
+  int64_t ProjectionParams() const override;
+  double FlopsPerToken() const override;
+  size_t checkpoint_bytes() const override { return weights_->checkpoint_bytes(); }
+  bool random_weights() const override { return config().random_weights; }
+  std::optional<std::string> FindNonFiniteWeight() const override {
+    return weights_->FindNonFiniteWeight();
+  }
+
+  // Block overrides: skip_time_mix adds nothing from a block's attention branch, but block 0
+  // still computes its value as v_first, so skipping it does not change what later blocks
+  // compute from v_first. decay_rate_scale s gives w = exp(-s * e^-0.5 * sigmoid(z)).
+  ForwardResult Forward(const TokenBatch& batch, const ForwardOptions& options,
+                        const HiddenStateTap& tap = {},
+                        std::span<const SequenceState> initial_states = {}) const override;
+
+  SequenceState ZeroState() const override;
+  void FreeWorkspaces() override;
+
+ private:
+  std::unique_ptr<Rwkv7Workspace> AcquireWorkspace() const;
+  void ReleaseWorkspace(std::unique_ptr<Rwkv7Workspace> ws) const;
+
+  std::unique_ptr<Rwkv7Weights> weights_;
+  mutable std::mutex pool_mutex_;
+  mutable std::vector<std::unique_ptr<Rwkv7Workspace>> pool_;
+};
+
+}  // namespace rwkv_embed
