@@ -54,9 +54,10 @@ struct LoadOptions {
 
 class ModelWeights {
  public:
-  // `dir` holds config.json (optional: shapes are authoritative and checked against it) and
-  // model.safetensors or a sharded index. Throws IoError/FormatError/ShapeError/NumericError
-  // naming the file and tensor.
+  // `dir` holds config.json (optional: shapes are authoritative and checked against it) and a
+  // checkpoint io/checkpoint.h's OpenCheckpoint finds (model.safetensors, a sharded index,
+  // model.pth, pytorch_model.bin); `dir` may also be the checkpoint file itself. Throws
+  // IoError/FormatError/ShapeError/NumericError naming the file and tensor.
   static std::unique_ptr<ModelWeights> Load(const std::filesystem::path& dir,
                                             const LoadOptions& options = {});
 
