@@ -66,7 +66,7 @@ class PickleProgram {
   // Upper bounds on what a program may build; far above any real state dict (a 7B model's
   // data.pkl is ~100 KB and ~10k values).
   static constexpr size_t kMaxProgramBytes = size_t{64} << 20;
-  static constexpr size_t kMaxValues = size_t{4} << 20;
+  static constexpr size_t kMaxValues = size_t{1} << 20;
   static constexpr size_t kMaxStack = size_t{1} << 20;
   static constexpr size_t kMaxMemo = size_t{4} << 20;
   static constexpr size_t kMaxDims = 64;

@@ -78,7 +78,9 @@ class Flattener {
   void Walk(uint32_t index, const std::string& name, int depth) {
     // A tree visits each value once; shared tensors (tied weights) add a visit per extra name.
     if (++visits_ > 2 * program_.size() + 16) {
-      Fail(file_, "data.pkl shares containers so often that flattening it would not end");
+      Fail(file_,
+           "data.pkl's containers are cyclic or shared so often that flattening them "
+           "would not end");
     }
     const PickleValue& v = program_.value(index);
     if (v.kind == PickleKind::kTensor) {
