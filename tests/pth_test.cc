@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -250,6 +251,19 @@ std::string SmallPth(const std::string& prefix = "archive", const ZipOptions& o 
 
 std::vector<TensorView> Parse(std::string_view bytes) {
   return ReadPthTensors(std::as_bytes(std::span(bytes.data(), bytes.size())), kMemoryName);
+}
+
+// An archive kept alive with the views into it.
+struct Parsed {
+  std::unique_ptr<const std::string> bytes;
+  std::vector<TensorView> tensors;
+  const TensorView& operator[](size_t i) const { return tensors.at(i); }
+  size_t size() const { return tensors.size(); }
+};
+Parsed ParseOwned(std::string bytes) {
+  Parsed p{std::make_unique<const std::string>(std::move(bytes)), {}};
+  p.tensors = Parse(*p.bytes);
+  return p;
 }
 
 std::vector<float> AsFloats(const TensorView& t) { return ToFloat32(t); }
@@ -579,7 +593,7 @@ TEST(PthTest, ShardedPytorchModelBinIndex) {
 // What the reader accepts
 
 TEST(PthTest, ViewsAtOffsetsShareOneStorage) {
-  const auto t = Parse(SmallPth());
+  const auto t = ParseOwned(SmallPth());
   ASSERT_EQ(t.size(), 3u);
   EXPECT_EQ(t[0].name, "a.weight");
   EXPECT_EQ(t[0].shape, (std::vector<int64_t>{2, 3}));
@@ -593,7 +607,7 @@ TEST(PthTest, ViewsAtOffsetsShareOneStorage) {
 TEST(PthTest, AnyPrefixFolderZip64ExtraFieldsAndPlainEndRecords) {
   for (const ZipOptions o :
        {ZipOptions{true, false}, ZipOptions{false, false}, ZipOptions{true, true}}) {
-    const auto t = Parse(SmallPth("RWKV-x070-World-0.1B-v2.8-20241210-ctx4096", o));
+    const auto t = ParseOwned(SmallPth("RWKV-x070-World-0.1B-v2.8-20241210-ctx4096", o));
     ASSERT_EQ(t.size(), 3u);
     EXPECT_EQ(AsFloats(t[2]), (std::vector<float>{100, 101}));
   }
@@ -617,9 +631,9 @@ TEST(PthTest, NestedDictsFlattenAndNonTensorsAreSkipped) {
                            param + "l" + pk::Str("lr") + "G" +
                            std::string("\x3f\x50\x62\x4d\xd2\xf1\xa9\xfc", 8) + "u.";
   const std::string half = RawBytes(std::vector<uint16_t>{0x3c00, 0x4000});  // 1, 2
-  const auto t = Parse(Pth(root, {{"0", Floats(4)}, {"1", half}}));
+  const auto t = ParseOwned(Pth(root, {{"0", Floats(4)}, {"1", half}}));
   std::vector<std::string> names;
-  for (const auto& x : t) names.push_back(x.name);
+  for (const auto& x : t.tensors) names.push_back(x.name);
   EXPECT_EQ(names,
             (std::vector<std::string>{"model.w", "model.n.v", "model.tied", "model.e", "opt.0"}));
   EXPECT_EQ(t[1].dtype, DType::kF16);
@@ -646,7 +660,7 @@ TEST(PthTest, Protocol4Opcodes) {
   PutLe(program, body.size(), 8);
   program += body;
   const std::string bf16 = RawBytes(std::vector<uint16_t>{0x3f80, 0x4000, 0x4040});  // 1, 2, 3
-  const auto t = Parse(Pth(program, {{"0", bf16}}));
+  const auto t = ParseOwned(Pth(program, {{"0", bf16}}));
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].name, "key");
   EXPECT_EQ(t[0].dtype, DType::kBF16);
