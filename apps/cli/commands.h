@@ -22,5 +22,6 @@ Command RegisterBench(CLI::App& app);
 Command RegisterInfo(CLI::App& app);
 Command RegisterEval(CLI::App& app);
 Command RegisterReproduce(CLI::App& app);
+Command RegisterConvert(CLI::App& app);
 
 }  // namespace rwkv_embed::cli

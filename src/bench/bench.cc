@@ -8,9 +8,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <sstream>
 
 #include "bench/flops.h"
@@ -20,6 +18,7 @@
 #include "core/matrix.h"
 #include "core/random.h"
 #include "data/pairs.h"
+#include "io/checkpoint.h"
 #include "model/rwkv_embedder.h"
 
 namespace rwkv_embed::bench {
@@ -120,27 +119,12 @@ void MeasureGemmPeaks(const BenchOptions& o, const std::vector<int>& threads,
   }
 }
 
-// Bytes of the checkpoint's files, found as TensorStore::Open finds them in a folder:
-// model.safetensors, else the shards named by model.safetensors.index.json's weight_map.
+// Bytes of the checkpoint's files (every shard), found as the model loader finds them.
 int64_t CheckpointFileBytes(const std::filesystem::path& dir) {
-  const auto single = dir / "model.safetensors";
-  if (std::filesystem::exists(single))
-    return static_cast<int64_t>(std::filesystem::file_size(single));
-  const auto index_path = dir / "model.safetensors.index.json";
-  std::ifstream in(index_path);
-  if (!in) throw IoError("cannot open " + index_path.string());
-  const auto index = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
-    throw FormatError(index_path.string() + ": no 'weight_map' object");
-  }
-  std::set<std::string> shards;
-  for (const auto& [name, file] : index["weight_map"].items()) {
-    if (!file.is_string())
-      throw FormatError(index_path.string() + ": weight_map['" + name + "'] is not a file name");
-    shards.insert(file.get<std::string>());
-  }
   int64_t total = 0;
-  for (const auto& f : shards) total += static_cast<int64_t>(std::filesystem::file_size(dir / f));
+  for (const auto& f : LocateCheckpoint(dir).files) {
+    total += static_cast<int64_t>(std::filesystem::file_size(f));
+  }
   return total;
 }
 

@@ -368,6 +368,21 @@ TensorStore TensorStore::Open(const std::filesystem::path& path) {
   return store;
 }
 
+TensorStore TensorStore::FromViews(std::vector<TensorView> tensors,
+                                   std::vector<std::shared_ptr<const void>> owners,
+                                   std::string description) {
+  TensorStore store;
+  store.views_ = std::move(tensors);
+  store.owners_ = std::move(owners);
+  store.description_ = std::move(description);
+  for (const TensorView& t : store.views_) {
+    if (!store.by_name_.emplace(t.name, &t).second) {
+      throw FormatError("tensor '" + t.name + "' appears twice in " + store.description_);
+    }
+  }
+  return store;
+}
+
 const TensorView* TensorStore::Find(std::string_view name) const {
   const auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second;
@@ -389,6 +404,7 @@ std::vector<std::string> TensorStore::Names() const {
 }
 
 std::string TensorStore::Describe() const {
+  if (!description_.empty()) return description_;
   std::string s;
   for (size_t i = 0; i < files_.size(); ++i) {
     if (i > 0) s += ", ";
@@ -497,16 +513,25 @@ std::optional<int64_t> FindNonFinite(const TensorView& t) {
 
 void WriteSafetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
                       const std::map<std::string, std::string>& metadata) {
-  std::vector<const TensorToWrite*> sorted;
-  for (const TensorToWrite& t : tensors) sorted.push_back(&t);
+  std::vector<TensorView> views;
+  views.reserve(tensors.size());
+  for (const TensorToWrite& t : tensors) views.push_back({t.name, t.dtype, t.shape, t.bytes});
+  WriteSafetensorsFromViews(path, views, metadata);
+}
+
+void WriteSafetensorsFromViews(const std::filesystem::path& path,
+                               std::span<const TensorView> tensors,
+                               const std::map<std::string, std::string>& metadata) {
+  std::vector<const TensorView*> sorted;
+  for (const TensorView& t : tensors) sorted.push_back(&t);
   std::sort(sorted.begin(), sorted.end(),
-            [](const TensorToWrite* a, const TensorToWrite* b) { return a->name < b->name; });
+            [](const TensorView* a, const TensorView* b) { return a->name < b->name; });
 
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (size_t i = 0; i < sorted.size(); ++i) {
-    const TensorToWrite& t = *sorted[i];
+    const TensorView& t = *sorted[i];
     if (t.name == "__metadata__") throw UsageError("cannot write a tensor named '__metadata__'");
     if (i > 0 && sorted[i - 1]->name == t.name) {
       throw UsageError("cannot write " + Quote(path) + ": tensor '" + t.name + "' given twice");
@@ -534,7 +559,7 @@ void WriteSafetensors(const std::filesystem::path& path, const std::vector<Tenso
   const uint64_t header_len = json.size();
   out.write(reinterpret_cast<const char*>(&header_len), 8);
   out.write(json.data(), static_cast<std::streamsize>(json.size()));
-  for (const TensorToWrite* t : sorted) {
+  for (const TensorView* t : sorted) {
     out.write(reinterpret_cast<const char*>(t->bytes.data()),
               static_cast<std::streamsize>(t->bytes.size()));
   }

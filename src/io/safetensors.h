@@ -78,6 +78,12 @@ class TensorStore {
   // `path` is a .safetensors file, a *.safetensors.index.json, or a directory holding
   // model.safetensors or model.safetensors.index.json. Throws IoError/FormatError.
   static TensorStore Open(const std::filesystem::path& path);
+  // A store over tensors parsed by another reader (io/pth.h); `owners` keep their bytes (and
+  // the paths their `file` points at) alive. A name given twice is a FormatError.
+  // io/checkpoint.h's OpenCheckpoint picks the reader from a path's content.
+  static TensorStore FromViews(std::vector<TensorView> tensors,
+                               std::vector<std::shared_ptr<const void>> owners,
+                               std::string description);
 
   const TensorView* Find(std::string_view name) const;
   // Throws ShapeError "tensor 'NAME' not found in PATH" when absent.
@@ -88,6 +94,9 @@ class TensorStore {
 
  private:
   std::vector<SafetensorsFile> files_;
+  std::vector<TensorView> views_;  // FromViews
+  std::vector<std::shared_ptr<const void>> owners_;
+  std::string description_;  // FromViews; else Describe() lists files_
   std::map<std::string, const TensorView*, std::less<>> by_name_;
 };
 
@@ -107,5 +116,9 @@ struct TensorToWrite {
 // Writes a valid safetensors file (tensors sorted by name, 8-byte aligned header).
 void WriteSafetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
+// The same from views (e.g. of a mapped checkpoint): the bytes are streamed, not copied.
+void WriteSafetensorsFromViews(const std::filesystem::path& path,
+                               std::span<const TensorView> tensors,
+                               const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace rwkv_embed

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "model/rwkv6.h"
 #include "model/rwkv7.h"
@@ -59,7 +60,7 @@ Architecture DetectArchitecture(const std::filesystem::path& path) {
     throw FormatError((path / "config.json").string() + ": model_type is \"" + *declared +
                       "\", rwkv-embed supports \"rwkv6\" and \"rwkv7\"");
   }
-  const Architecture found = DetectArchitecture(TensorStore::Open(path));
+  const Architecture found = DetectArchitecture(OpenCheckpoint(path));
   if (declared && *declared != ArchitectureName(found)) {
     throw FormatError((path / "config.json").string() + ": model_type is \"" + *declared +
                       "\" but the tensors are " + std::string(ArchitectureName(found)) + "'s");

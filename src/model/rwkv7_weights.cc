@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/checkpoint.h"
 
 namespace rwkv_embed {
 
@@ -257,7 +258,7 @@ std::unique_ptr<Rwkv7Weights> Rwkv7Weights::Load(const std::filesystem::path& pa
   if (std::filesystem::is_directory(path) && std::filesystem::exists(path / "config.json")) {
     hints = ReadConfig(path / "config.json");
   }
-  m->store_ = TensorStore::Open(path);
+  m->store_ = OpenCheckpoint(path);
   if (m->store_.Find("model.embeddings.weight")) {
     m->naming_ = Rwkv7Naming::kFla;
   } else if (m->store_.Find("emb.weight")) {

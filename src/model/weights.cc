@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "io/checkpoint.h"
 
 namespace rwkv_embed {
 std::string HfToOriginalName(std::string name) {
@@ -166,7 +167,7 @@ std::unique_ptr<Rwkv6Weights> Rwkv6Weights::Load(const std::filesystem::path& di
     m->config_.vocab_size = m->config_.hidden_size = m->config_.num_layers = 0;
     m->config_.attention_hidden_size = m->config_.head_size = m->config_.intermediate_size = 0;
   }
-  m->store_ = TensorStore::Open(dir);
+  m->store_ = OpenCheckpoint(dir);
   if (m->store_.Find("rwkv.embeddings.weight")) {
     m->naming_ = "hf";
   } else if (m->store_.Find("emb.weight")) {

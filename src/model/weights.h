@@ -50,9 +50,10 @@ struct Rwkv6BlockWeights {
 
 class Rwkv6Weights {
  public:
-  // `dir` holds config.json (optional: shapes are authoritative and checked against it) and
-  // model.safetensors or a sharded index. Throws IoError/FormatError/ShapeError/NumericError
-  // naming the file and tensor.
+  // `dir` holds config.json (optional: shapes are authoritative and checked against it) and a
+  // checkpoint io/checkpoint.h's OpenCheckpoint finds (model.safetensors, a sharded index,
+  // model.pth, pytorch_model.bin); `dir` may also be the checkpoint file itself. Throws
+  // IoError/FormatError/ShapeError/NumericError naming the file and tensor.
   static std::unique_ptr<Rwkv6Weights> Load(const std::filesystem::path& dir,
                                             const LoadOptions& options = {});
 
