@@ -214,6 +214,53 @@ TEST_F(BrokenModelTest, ConfigDisagreeingWithShapesIsNamed) {
   ExpectThrowMentioning<FormatError>([&] { ModelWeights::Load(dir); }, {"rwkv5"});
 }
 
+TEST(ConfigTest, FieldsAreRangeChecked) {
+  // Audit finding: head_size_divisor 3037000500 overflowed int64 in group_norm_epsilon() (UBSan).
+  const auto path = testing::TempDir() / "config.json";
+  const std::string base = R"("model_type": "rwkv6", "vocab_size": 1000, "hidden_size": 128,
+      "num_hidden_layers": 2)";
+  const auto expect_bad = [&](const std::string& extra, const std::string& field) {
+    std::ofstream(path) << "{" << base << (extra.empty() ? "" : ", " + extra) << "}";
+    ExpectThrowMentioning<FormatError>([&] { ModelConfig::FromJsonFile(path); },
+                                       {path.string(), "'" + field + "'"});
+  };
+  expect_bad(R"("head_size_divisor": 3037000500)", "head_size_divisor");
+  expect_bad(R"("head_size_divisor": 0)", "head_size_divisor");
+  expect_bad(R"("head_size_divisor": 18446744073709551615)", "head_size_divisor");
+  expect_bad(R"("intermediate_size": 9223372036854775807)", "intermediate_size");
+  expect_bad(R"("head_size": 1.5)", "head_size");
+  expect_bad(R"("layer_norm_epsilon": -1e-5)", "layer_norm_epsilon");
+  expect_bad(R"("layer_norm_epsilon": 2)", "layer_norm_epsilon");
+  expect_bad(R"("rescale_every": "6")", "rescale_every");
+  expect_bad(R"("rescale_every": -1)", "rescale_every");
+  expect_bad(R"("rwkv_embed_random_weights": "yes")", "rwkv_embed_random_weights");
+  std::ofstream(path) << R"({"model_type": "rwkv6", "vocab_size": 4294967296, "hidden_size": 8,
+      "num_hidden_layers": 1})";
+  ExpectThrowMentioning<FormatError>([&] { ModelConfig::FromJsonFile(path); },
+                                     {"'vocab_size'", "2147483647"});
+  std::ofstream(path) << R"({"model_type": "rwkv6", "vocab_size": 10, "hidden_size": 8,
+      "num_hidden_layers": 65537})";
+  ExpectThrowMentioning<FormatError>([&] { ModelConfig::FromJsonFile(path); },
+                                     {"'num_hidden_layers'"});
+
+  // In range: accepted, and the GroupNorm eps is computed without integer overflow.
+  std::ofstream(path) << "{" << base << R"(, "head_size_divisor": 1024, "rescale_every": 0,
+      "rwkv_embed_random_weights": true})";
+  const ModelConfig c = ModelConfig::FromJsonFile(path);
+  EXPECT_EQ(c.head_size_divisor, 1024);
+  EXPECT_EQ(c.rescale_every, 0);
+  EXPECT_TRUE(c.random_weights);
+  EXPECT_DOUBLE_EQ(c.group_norm_epsilon(), 1e-5 * 1024 * 1024);
+  ModelConfig huge;
+  huge.head_size_divisor = 3037000500;  // squared overflows int64: the debug preset's UBSan trips
+  EXPECT_DOUBLE_EQ(huge.group_norm_epsilon(), 1e-5 * 3037000500.0 * 3037000500.0);
+
+  // A config.json that is not a small regular file is refused before it is read.
+  std::filesystem::resize_file(path, 1ull << 32);  // sparse
+  ExpectThrowMentioning<FormatError>([&] { ModelConfig::FromJsonFile(path); },
+                                     {path.string(), "too large"});
+}
+
 TEST_F(BrokenModelTest, NonFiniteWeightsAreFoundOnRequest) {
   const auto dir = Write([](TensorToWrite& t) {
     if (t.name == "rwkv.blocks.0.attention.key.weight") {
