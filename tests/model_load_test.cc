@@ -167,6 +167,107 @@ TEST(ModelLoadTest, RandomInitIsDeterministicAndLoadsInEveryDtype) {
             std::vector<float>(out.begin() + 128, out.begin() + 256));
 }
 
+std::string FileBytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
+  // Audit finding: `init-model --seed 1` then `--seed 2 --shards 2` into the same folder kept the
+  // old model.safetensors, which the loader preferred: embeddings came from the old model.
+  namespace fs = std::filesystem;
+  const auto root = testing::TempDir();
+  const auto dir = root / "m";
+  ModelConfig c = FindModelPreset("tiny").config;
+  c.vocab_size = 1000;  // FinalLayer uses ids up to 999
+  RandomModelOptions o;
+  o.seed = 1;
+  WriteRandomModel(c, o, dir);
+  const std::string seed1 = FileBytes(dir / "model.safetensors");
+  std::ofstream(dir / "notes.txt") << "mine";
+
+  o.seed = 2;
+  o.shards = 2;
+  ExpectThrowMentioning<UsageError>([&] { WriteRandomModel(c, o, dir); },
+                                    {dir.string(), "not empty", "model.safetensors", "--force"});
+  EXPECT_EQ(FileBytes(dir / "model.safetensors"), seed1);  // untouched
+  EXPECT_FALSE(fs::exists(dir / "model.safetensors.index.json"));
+
+  // A failure while writing (here: the vocabulary to copy is a folder) leaves the folder as it
+  // was: the old model complete, no partial files.
+  o.force = true;
+  o.vocab = root;
+  EXPECT_THROW(WriteRandomModel(c, o, dir), IoError);
+  EXPECT_EQ(FileBytes(dir / "model.safetensors"), seed1);
+  EXPECT_FALSE(fs::exists(dir / "model.safetensors.index.json"));
+  EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
+  const auto fresh = root / "fresh";
+  EXPECT_THROW(WriteRandomModel(c, o, fresh), IoError);
+  EXPECT_FALSE(fs::exists(fresh));  // a folder it created is removed again
+  o.vocab.clear();
+
+  // With force the new sharded model replaces the old single file; other files are kept.
+  WriteRandomModel(c, o, dir);
+  EXPECT_FALSE(fs::exists(dir / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "model.safetensors.index.json"));
+  EXPECT_EQ(FileBytes(dir / "notes.txt"), "mine");
+  EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
+  const auto expected = root / "expected";
+  WriteRandomModel(c, o, expected);
+  Rwkv6Model replaced(ModelWeights::Load(dir));
+  Rwkv6Model seed2(ModelWeights::Load(expected));
+  EXPECT_EQ(FinalLayer(replaced), FinalLayer(seed2));
+
+  // And back to a single file: the shards and index go.
+  o.shards = 1;
+  WriteRandomModel(c, o, dir);
+  EXPECT_TRUE(fs::exists(dir / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir / "model.safetensors.index.json"));
+  EXPECT_FALSE(fs::exists(dir / "model-00001-of-00002.safetensors"));
+  EXPECT_NO_THROW(ModelWeights::Load(dir));
+
+  // A folder where a file must go stops the commit before anything is replaced.
+  fs::remove(dir / "config.json");
+  fs::create_directory(dir / "config.json");
+  const std::string before = FileBytes(dir / "model.safetensors");
+  o.seed = 3;
+  ExpectThrowMentioning<IoError>([&] { WriteRandomModel(c, o, dir); }, {"config.json", "folder"});
+  EXPECT_EQ(FileBytes(dir / "model.safetensors"), before);
+  EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
+}
+
+TEST(ModelLoadTest, RandomInitSizesAreCheckedBeforeAllocating) {
+  // Audit findings: the shape product overflowed (UBSan) for a huge vocabulary, and absurd sizes
+  // grew for minutes before std::bad_alloc.
+  ModelConfig c = FindModelPreset("tiny").config;
+  c.vocab_size = 1000;
+  c.num_layers = 5;  // sized from 1- and 2-block models: check the extrapolation
+  const uint64_t tiny = RandomModelBytes(c, DType::kBF16).value();
+  const auto root = testing::TempDir();
+  const auto written = root / "written";
+  WriteRandomModel(c, {}, written);
+  EXPECT_EQ(tiny, TensorStore::Open(written).TotalBytes());
+  EXPECT_EQ(RandomModelBytes(c, DType::kF32).value(), 2 * tiny);
+  ModelConfig overflow = c;
+  overflow.vocab_size = int64_t{1} << 62;
+  EXPECT_EQ(RandomModelBytes(overflow, DType::kF32), std::nullopt);
+  overflow = c;
+  overflow.num_layers = int64_t{1} << 60;
+  EXPECT_EQ(RandomModelBytes(overflow, DType::kBF16), std::nullopt);
+
+  const auto dir = root / "big";
+  RandomModelOptions o;
+  ModelConfig big = c;
+  big.vocab_size = 100'000'000'000;
+  ExpectThrowMentioning<UsageError>([&] { WriteRandomModel(big, o, dir); },
+                                    {"vocab_size 100000000000", "2147483647"});
+  big = FindModelPreset("finch-14b").config;
+  big.num_layers = 60000;  // within the config limit, 24 TiB of weights
+  ExpectThrowMentioning<UsageError>([&] { WriteRandomModel(big, o, dir); },
+                                    {"60000 layers", "TiB", "memory available"});
+  EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
 class BrokenModelTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -2,7 +2,6 @@
 
 #include <cstdint>
 #include <fstream>
-#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -10,14 +9,6 @@
 namespace rwkv_embed {
 namespace {
 
-// Range limits: far beyond any released RWKV (Finch-14B: C = 4096, 61 blocks, divisor 8), small
-// enough that no product of two shape fields overflows 64 bits.
-constexpr int64_t kMaxDim = int64_t{1} << 20;
-constexpr int64_t kMaxLayers = int64_t{1} << 16;
-constexpr int64_t kMaxVocab = std::numeric_limits<int32_t>::max();  // token ids are int32
-// ln_x's GroupNorm eps is 1e-5 * divisor^2: 1024 already gives 10.5, an eps larger than any
-// activation variance.
-constexpr int64_t kMaxHeadSizeDivisor = 1024;
 constexpr uintmax_t kMaxConfigBytes = 16u << 20;
 
 [[noreturn]] void FailField(const std::filesystem::path& path, const char* field,
@@ -71,13 +62,14 @@ ModelConfig ModelConfig::FromJsonFile(const std::filesystem::path& path) {
                       ", rwkv-embed supports \"rwkv6\"");
   }
   ModelConfig c;
-  c.vocab_size = RequireInt(j, "vocab_size", path, kMaxVocab);
-  c.hidden_size = RequireInt(j, "hidden_size", path, kMaxDim);
-  c.num_layers = RequireInt(j, "num_hidden_layers", path, kMaxLayers);
-  c.attention_hidden_size = OptionalInt(j, "attention_hidden_size", c.hidden_size, path, kMaxDim);
-  c.head_size = OptionalInt(j, "head_size", 64, path, kMaxDim);
-  c.intermediate_size =
-      OptionalInt(j, "intermediate_size", DefaultIntermediateSize(c.hidden_size), path, kMaxDim);
+  c.vocab_size = RequireInt(j, "vocab_size", path, kMaxConfigVocab);
+  c.hidden_size = RequireInt(j, "hidden_size", path, kMaxConfigDim);
+  c.num_layers = RequireInt(j, "num_hidden_layers", path, kMaxConfigLayers);
+  c.attention_hidden_size =
+      OptionalInt(j, "attention_hidden_size", c.hidden_size, path, kMaxConfigDim);
+  c.head_size = OptionalInt(j, "head_size", 64, path, kMaxConfigDim);
+  c.intermediate_size = OptionalInt(j, "intermediate_size", DefaultIntermediateSize(c.hidden_size),
+                                    path, kMaxConfigDim);
   c.head_size_divisor = OptionalInt(j, "head_size_divisor", 8, path, kMaxHeadSizeDivisor);
   // 0 is HF's "never rescale" (rwkv-embed never rescales; the field is only reported).
   if (j.contains("rescale_every") && !j["rescale_every"].is_null()) {

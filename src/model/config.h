@@ -11,6 +11,16 @@ namespace rwkv_embed {
 
 class TensorStore;
 
+// Range limits of config fields (ModelConfig::FromJsonFile, init-model): far beyond any released
+// RWKV (Finch-14B: C = 4096, 61 blocks, divisor 8), small enough that no product of two fields
+// overflows 64 bits. Token ids are int32, hence the vocabulary limit.
+inline constexpr int64_t kMaxConfigDim = int64_t{1} << 20;
+inline constexpr int64_t kMaxConfigLayers = int64_t{1} << 16;
+inline constexpr int64_t kMaxConfigVocab = 2147483647;
+// ln_x's GroupNorm eps is 1e-5 * divisor^2: 1024 already gives 10.5, more than any activation
+// variance.
+inline constexpr int64_t kMaxHeadSizeDivisor = 1024;
+
 struct ModelConfig {
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;            // C
