@@ -221,7 +221,7 @@ std::filesystem::path ShardPath(const std::filesystem::path& index, const std::s
     if (part == "..") fail("a path with '..'; shards must stay inside the model folder");
   }
   const std::filesystem::path folder = index.parent_path().empty() ? "." : index.parent_path();
-  const std::filesystem::path path = folder / name;
+  std::filesystem::path path = folder / name;
   std::error_code ec;
   const std::filesystem::path real_folder = std::filesystem::weakly_canonical(folder, ec);
   if (ec) throw IoError("cannot resolve folder " + Quote(folder) + ": " + ec.message());
