@@ -236,6 +236,23 @@ TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
   EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
 }
 
+TEST(ModelLoadTest, RecurrentStateIsBoundedByTheWeights) {
+  // time_faaaa [H, S] alone sizes the WKV state (A x S floats per block and sequence): a head
+  // size beyond the hidden size is refused at load instead of allocated at the first forward.
+  ModelConfig c = FindModelPreset("tiny").config;
+  c.vocab_size = 1000;
+  c.hidden_size = 8;
+  c.attention_hidden_size = 64;
+  c.head_size = 64;
+  c.intermediate_size = 32;
+  c.num_layers = 1;
+  const auto dir = testing::TempDir() / "wide-heads";
+  WriteRandomModel(c, {}, dir);
+  std::filesystem::remove(dir / "config.json");  // shapes alone
+  ExpectThrowMentioning<ShapeError>([&] { ModelWeights::Load(dir); },
+                                    {"time_faaaa", "[1, 64]", "head size 64", "hidden size 8"});
+}
+
 TEST(ModelLoadTest, RandomInitSizesAreCheckedBeforeAllocating) {
   // Audit findings: the shape product overflowed (UBSan) for a huge vocabulary, and absurd sizes
   // grew for minutes before std::bad_alloc.
