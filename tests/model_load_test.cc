@@ -167,6 +167,124 @@ TEST(ModelLoadTest, RandomInitIsDeterministicAndLoadsInEveryDtype) {
             std::vector<float>(out.begin() + 128, out.begin() + 256));
 }
 
+std::string FileBytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
+  // Audit finding: `init-model --seed 1` then `--seed 2 --shards 2` into the same folder kept the
+  // old model.safetensors, which the loader preferred: embeddings came from the old model.
+  namespace fs = std::filesystem;
+  const auto root = testing::TempDir();
+  const auto dir = root / "m";
+  ModelConfig c = FindModelPreset("tiny").config;
+  c.vocab_size = 1000;  // FinalLayer uses ids up to 999
+  RandomModelOptions o;
+  o.seed = 1;
+  WriteRandomModel(c, o, dir);
+  const std::string seed1 = FileBytes(dir / "model.safetensors");
+  std::ofstream(dir / "notes.txt") << "mine";
+
+  o.seed = 2;
+  o.shards = 2;
+  ExpectThrowMentioning<UsageError>([&] { WriteRandomModel(c, o, dir); },
+                                    {dir.string(), "not empty", "model.safetensors", "--force"});
+  EXPECT_EQ(FileBytes(dir / "model.safetensors"), seed1);  // untouched
+  EXPECT_FALSE(fs::exists(dir / "model.safetensors.index.json"));
+
+  // A failure while writing (here: the vocabulary to copy is a folder) leaves the folder as it
+  // was: the old model complete, no partial files.
+  o.force = true;
+  o.vocab = root;
+  EXPECT_THROW(WriteRandomModel(c, o, dir), IoError);
+  EXPECT_EQ(FileBytes(dir / "model.safetensors"), seed1);
+  EXPECT_FALSE(fs::exists(dir / "model.safetensors.index.json"));
+  EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
+  const auto fresh = root / "fresh";
+  EXPECT_THROW(WriteRandomModel(c, o, fresh), IoError);
+  EXPECT_FALSE(fs::exists(fresh));  // a folder it created is removed again
+  o.vocab.clear();
+
+  // With force the new sharded model replaces the old single file; other files are kept.
+  WriteRandomModel(c, o, dir);
+  EXPECT_FALSE(fs::exists(dir / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "model.safetensors.index.json"));
+  EXPECT_EQ(FileBytes(dir / "notes.txt"), "mine");
+  EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
+  const auto expected = root / "expected";
+  WriteRandomModel(c, o, expected);
+  Rwkv6Model replaced(ModelWeights::Load(dir));
+  Rwkv6Model seed2(ModelWeights::Load(expected));
+  EXPECT_EQ(FinalLayer(replaced), FinalLayer(seed2));
+
+  // And back to a single file: the shards and index go.
+  o.shards = 1;
+  WriteRandomModel(c, o, dir);
+  EXPECT_TRUE(fs::exists(dir / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir / "model.safetensors.index.json"));
+  EXPECT_FALSE(fs::exists(dir / "model-00001-of-00002.safetensors"));
+  EXPECT_NO_THROW(ModelWeights::Load(dir));
+
+  // A folder where a file must go stops the commit before anything is replaced.
+  fs::remove(dir / "config.json");
+  fs::create_directory(dir / "config.json");
+  const std::string before = FileBytes(dir / "model.safetensors");
+  o.seed = 3;
+  ExpectThrowMentioning<IoError>([&] { WriteRandomModel(c, o, dir); }, {"config.json", "folder"});
+  EXPECT_EQ(FileBytes(dir / "model.safetensors"), before);
+  EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
+}
+
+TEST(ModelLoadTest, RecurrentStateIsBoundedByTheWeights) {
+  // time_faaaa [H, S] alone sizes the WKV state (A x S floats per block and sequence): a head
+  // size beyond the hidden size is refused at load instead of allocated at the first forward.
+  ModelConfig c = FindModelPreset("tiny").config;
+  c.vocab_size = 1000;
+  c.hidden_size = 8;
+  c.attention_hidden_size = 64;
+  c.head_size = 64;
+  c.intermediate_size = 32;
+  c.num_layers = 1;
+  const auto dir = testing::TempDir() / "wide-heads";
+  WriteRandomModel(c, {}, dir);
+  std::filesystem::remove(dir / "config.json");  // shapes alone
+  ExpectThrowMentioning<ShapeError>([&] { ModelWeights::Load(dir); },
+                                    {"time_faaaa", "[1, 64]", "head size 64", "hidden size 8"});
+}
+
+TEST(ModelLoadTest, RandomInitSizesAreCheckedBeforeAllocating) {
+  // Audit findings: the shape product overflowed (UBSan) for a huge vocabulary, and absurd sizes
+  // grew for minutes before std::bad_alloc.
+  ModelConfig c = FindModelPreset("tiny").config;
+  c.vocab_size = 1000;
+  c.num_layers = 5;  // sized from 1- and 2-block models: check the extrapolation
+  const uint64_t tiny = RandomModelBytes(c, DType::kBF16).value();
+  const auto root = testing::TempDir();
+  const auto written = root / "written";
+  WriteRandomModel(c, {}, written);
+  EXPECT_EQ(tiny, TensorStore::Open(written).TotalBytes());
+  EXPECT_EQ(RandomModelBytes(c, DType::kF32).value(), 2 * tiny);
+  ModelConfig overflow = c;
+  overflow.vocab_size = int64_t{1} << 62;
+  EXPECT_EQ(RandomModelBytes(overflow, DType::kF32), std::nullopt);
+  overflow = c;
+  overflow.num_layers = int64_t{1} << 60;
+  EXPECT_EQ(RandomModelBytes(overflow, DType::kBF16), std::nullopt);
+
+  const auto dir = root / "big";
+  RandomModelOptions o;
+  ModelConfig big = c;
+  big.vocab_size = 100'000'000'000;
+  ExpectThrowMentioning<UsageError>([&] { WriteRandomModel(big, o, dir); },
+                                    {"vocab_size 100000000000", "2147483647"});
+  big = FindModelPreset("finch-14b").config;
+  big.num_layers = 60000;  // within the config limit, 24 TiB of weights
+  ExpectThrowMentioning<UsageError>([&] { WriteRandomModel(big, o, dir); },
+                                    {"60000 layers", "TiB", "memory available"});
+  EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
 class BrokenModelTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -212,6 +330,53 @@ TEST_F(BrokenModelTest, ConfigDisagreeingWithShapesIsNamed) {
   ExpectThrowMentioning<FormatError>([&] { ModelWeights::Load(dir); }, {"config.json"});
   std::ofstream(dir / "config.json") << R"({"model_type": "rwkv5", "vocab_size": 1})";
   ExpectThrowMentioning<FormatError>([&] { ModelWeights::Load(dir); }, {"rwkv5"});
+}
+
+TEST(ConfigTest, FieldsAreRangeChecked) {
+  // Audit finding: head_size_divisor 3037000500 overflowed int64 in group_norm_epsilon() (UBSan).
+  const auto path = testing::TempDir() / "config.json";
+  const std::string base = R"("model_type": "rwkv6", "vocab_size": 1000, "hidden_size": 128,
+      "num_hidden_layers": 2)";
+  const auto expect_bad = [&](const std::string& extra, const std::string& field) {
+    std::ofstream(path) << "{" << base << (extra.empty() ? "" : ", " + extra) << "}";
+    ExpectThrowMentioning<FormatError>([&] { ModelConfig::FromJsonFile(path); },
+                                       {path.string(), "'" + field + "'"});
+  };
+  expect_bad(R"("head_size_divisor": 3037000500)", "head_size_divisor");
+  expect_bad(R"("head_size_divisor": 0)", "head_size_divisor");
+  expect_bad(R"("head_size_divisor": 18446744073709551615)", "head_size_divisor");
+  expect_bad(R"("intermediate_size": 9223372036854775807)", "intermediate_size");
+  expect_bad(R"("head_size": 1.5)", "head_size");
+  expect_bad(R"("layer_norm_epsilon": -1e-5)", "layer_norm_epsilon");
+  expect_bad(R"("layer_norm_epsilon": 2)", "layer_norm_epsilon");
+  expect_bad(R"("rescale_every": "6")", "rescale_every");
+  expect_bad(R"("rescale_every": -1)", "rescale_every");
+  expect_bad(R"("rwkv_embed_random_weights": "yes")", "rwkv_embed_random_weights");
+  std::ofstream(path) << R"({"model_type": "rwkv6", "vocab_size": 4294967296, "hidden_size": 8,
+      "num_hidden_layers": 1})";
+  ExpectThrowMentioning<FormatError>([&] { ModelConfig::FromJsonFile(path); },
+                                     {"'vocab_size'", "2147483647"});
+  std::ofstream(path) << R"({"model_type": "rwkv6", "vocab_size": 10, "hidden_size": 8,
+      "num_hidden_layers": 65537})";
+  ExpectThrowMentioning<FormatError>([&] { ModelConfig::FromJsonFile(path); },
+                                     {"'num_hidden_layers'"});
+
+  // In range: accepted, and the GroupNorm eps is computed without integer overflow.
+  std::ofstream(path) << "{" << base << R"(, "head_size_divisor": 1024, "rescale_every": 0,
+      "rwkv_embed_random_weights": true})";
+  const ModelConfig c = ModelConfig::FromJsonFile(path);
+  EXPECT_EQ(c.head_size_divisor, 1024);
+  EXPECT_EQ(c.rescale_every, 0);
+  EXPECT_TRUE(c.random_weights);
+  EXPECT_DOUBLE_EQ(c.group_norm_epsilon(), 1e-5 * 1024 * 1024);
+  ModelConfig huge;
+  huge.head_size_divisor = 3037000500;  // squared overflows int64: the debug preset's UBSan trips
+  EXPECT_DOUBLE_EQ(huge.group_norm_epsilon(), 1e-5 * 3037000500.0 * 3037000500.0);
+
+  // A config.json that is not a small regular file is refused before it is read.
+  std::filesystem::resize_file(path, 1ull << 32);  // sparse
+  ExpectThrowMentioning<FormatError>([&] { ModelConfig::FromJsonFile(path); },
+                                     {path.string(), "too large"});
 }
 
 TEST_F(BrokenModelTest, NonFiniteWeightsAreFoundOnRequest) {

@@ -386,6 +386,79 @@ TEST(TensorStoreTest, BadIndexFiles) {
   ExpectError<IoError>([&] { TensorStore::Open(index); }, {(dir / "absent.safetensors").string()});
 }
 
+TEST(TensorStoreTest, FolderWithBothSingleFileAndIndexIsAmbiguous) {
+  // Audit finding: a sharded model written over a single-file one left model.safetensors, which
+  // the loader preferred, so embeddings silently came from the stale weights.
+  const fs::path dir = TempDir();
+  WriteSafetensors(dir / "model.safetensors", {{"a", DType::kU8, {1}, {std::byte{1}}}});
+  WriteSafetensors(dir / "s1.safetensors", {{"a", DType::kU8, {1}, {std::byte{2}}}});
+  WriteIndex(dir / "model.safetensors.index.json", {{"a", "s1.safetensors"}});
+  ExpectError<FormatError>([&] { TensorStore::Open(dir); },
+                           {"ambiguous", (dir / "model.safetensors").string(),
+                            (dir / "model.safetensors.index.json").string()});
+  // Naming one of them explicitly is not ambiguous.
+  EXPECT_EQ(ToFloat32(TensorStore::Open(dir / "model.safetensors").Get("a")),
+            std::vector<float>{1});
+  EXPECT_EQ(ToFloat32(TensorStore::Open(dir / "model.safetensors.index.json").Get("a")),
+            std::vector<float>{2});
+}
+
+TEST(TensorStoreTest, ShardPathsStayInsideTheModelFolder) {
+  // Audit finding: weight_map entries such as "../x" or "/etc/passwd" were opened and mapped.
+  const fs::path root = TempDir();
+  const fs::path dir = root / "model";
+  fs::create_directories(dir / "sub");
+  const fs::path index = dir / "model.safetensors.index.json";
+  WriteSafetensors(root / "outside.safetensors", {{"a", DType::kU8, {1}, {std::byte{1}}}});
+  WriteSafetensors(dir / "sub/inside.safetensors", {{"a", DType::kU8, {1}, {std::byte{2}}}});
+
+  const auto expect_refused = [&](const std::string& shard, const std::string& why) {
+    WriteIndex(index, {{"a", shard}});
+    ExpectError<FormatError>([&] { TensorStore::Open(dir); },
+                             {index.string(), "tensor 'a'", "'" + shard + "'", why});
+  };
+  expect_refused("../outside.safetensors", "'..'");
+  expect_refused("sub/../../outside.safetensors", "'..'");
+  expect_refused((root / "outside.safetensors").string(), "absolute path");
+  expect_refused("/etc/passwd", "absolute path");
+  expect_refused("", "empty file name");
+  fs::create_symlink(root / "outside.safetensors", dir / "link.safetensors");
+  expect_refused("link.safetensors", "outside the model folder");
+  fs::create_directory_symlink(root, dir / "up");
+  expect_refused("up/outside.safetensors", "outside the model folder");
+
+  // Subfolders and symbolic links that stay inside are fine.
+  WriteIndex(index, {{"a", "sub/inside.safetensors"}});
+  EXPECT_EQ(ToFloat32(TensorStore::Open(dir).Get("a")), std::vector<float>{2});
+  fs::create_symlink("sub/inside.safetensors", dir / "in-link.safetensors");
+  WriteIndex(index, {{"a", "in-link.safetensors"}});
+  EXPECT_EQ(ToFloat32(TensorStore::Open(dir).Get("a")), std::vector<float>{2});
+}
+
+TEST(TensorStoreTest, HubCacheSnapshotLinksIntoBlobsAreAllowed) {
+  // huggingface_hub's cache: models--org--name/snapshots/REV/FILE -> ../../blobs/HASH.
+  const fs::path repo = TempDir() / "models--RWKV--tiny";
+  fs::create_directories(repo / "blobs");
+  fs::create_directories(repo / "snapshots/0123abc");
+  const fs::path snap = repo / "snapshots/0123abc";
+  WriteSafetensors(repo / "blobs/deadbeef", {{"a", DType::kU8, {1}, {std::byte{7}}}});
+  fs::create_symlink("../../blobs/deadbeef", snap / "model-00001-of-00001.safetensors");
+  WriteIndex(snap / "model.safetensors.index.json", {{"a", "model-00001-of-00001.safetensors"}});
+  EXPECT_EQ(ToFloat32(TensorStore::Open(snap).Get("a")), std::vector<float>{7});
+  // ... but not elsewhere in the cache.
+  WriteSafetensors(repo / "other.safetensors", {{"a", DType::kU8, {1}, {std::byte{8}}}});
+  fs::create_symlink("../../other.safetensors", snap / "x.safetensors");
+  WriteIndex(snap / "model.safetensors.index.json", {{"a", "x.safetensors"}});
+  ExpectError<FormatError>([&] { TensorStore::Open(snap); }, {"outside the model folder"});
+}
+
+TEST(TensorStoreTest, HugeIndexIsRefusedBeforeReading) {
+  const fs::path index = TempDir() / "model.safetensors.index.json";
+  std::ofstream(index) << "{";
+  fs::resize_file(index, 1ull << 33);  // sparse: 8 GiB of nothing, never read
+  ExpectError<FormatError>([&] { TensorStore::Open(index); }, {index.string(), "8589934592 bytes"});
+}
+
 // ---------------------------------------------------------------------------------------------
 // Corrupt single files: one test per check in SafetensorsFile::Open.
 
@@ -514,6 +587,41 @@ TEST(SafetensorsCorruptTest, OverlappingTensors) {
   ExpectCorrupt(R"({"z":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                 R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
                 8, {"overlap"});
+}
+
+TEST(SafetensorsCorruptTest, DataRegionMustBeCoveredExactly) {
+  // Audit finding: a header length one byte short still parsed (the JSON ends in padding) and
+  // every tensor was read one byte off. The shared BF16 model, re-headed with length n - 1:
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-bf16/model.safetensors");
+  std::vector<std::byte> bytes = ReadAll(model);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  ASSERT_EQ(static_cast<char>(bytes[8 + n - 1]), ' ') << "the shared header has no padding";
+  --n;
+  std::memcpy(bytes.data(), &n, 8);
+  const fs::path p = TempDir() / "short-header.safetensors";
+  std::ofstream(p, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
+  ExpectError<FormatError>([&] { SafetensorsFile::Open(p); },
+                           {p.string(), "1 byte(s) at the end of the data region",
+                            "not covered by any tensor", "header length"});
+
+  // Bytes before the first tensor, between two tensors, after the last one.
+  ExpectCorrupt(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12,
+                {"'w'", "bytes [0, 4)", "gap at the start"});
+  ExpectCorrupt(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                R"("b":{"dtype":"F32","shape":[1],"data_offsets":[6,10]}})",
+                10, {"'b'", "bytes [4, 6)", "after tensor 'a'"});
+  ExpectCorrupt(R"({"w":)" + kGoodEntry + "}", 9, {"1 byte(s)", "8..9", "'w'"});
+  ExpectCorrupt("{}", 3, {"3 byte(s)", "not covered"});
+  // Empty tensors take no bytes: legal at a tensor boundary, not inside another tensor.
+  const fs::path ok = WriteRaw(
+      TempDir() / "empty-ok.safetensors",
+      R"({"e":{"dtype":"F32","shape":[0],"data_offsets":[8,8]},"w":)" + kGoodEntry + "}", 8);
+  EXPECT_EQ(SafetensorsFile::Open(ok).tensors().size(), 2u);
+  ExpectCorrupt(R"({"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},"w":)" + kGoodEntry + "}",
+                8, {"'e'", "overlap", "'w'"});
 }
 
 TEST(SafetensorsCorruptTest, DuplicateTensorName) {

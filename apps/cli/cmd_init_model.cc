@@ -1,8 +1,11 @@
 // rwkv-embed init-model: a random-weight RWKV-6 checkpoint in the HF layout.
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "model/random_init.h"
 
 namespace rwkv_embed::cli {
@@ -14,7 +17,28 @@ struct InitArgs {
   int shards = 1;
   int64_t vocab_size = 0;
   int64_t num_layers = 0;
+  bool force = false;
 };
+
+// The requested size, checked before anything is allocated: the options that set it are named.
+void CheckRequestedSize(const InitArgs& a, const ModelConfig& config, DType dtype) {
+  if (a.vocab_size > kMaxConfigVocab) {
+    throw UsageError("init-model: --vocab-size " + std::to_string(a.vocab_size) +
+                     " is above the limit " + std::to_string(kMaxConfigVocab) +
+                     " (token ids are 32-bit)");
+  }
+  if (a.num_layers > kMaxConfigLayers) {
+    throw UsageError("init-model: --num-layers " + std::to_string(a.num_layers) +
+                     " is above the limit " + std::to_string(kMaxConfigLayers));
+  }
+  std::string what = "init-model --preset " + a.preset + " --dtype " + a.dtype;
+  if (a.vocab_size > 0) what += " --vocab-size " + std::to_string(a.vocab_size);
+  if (a.num_layers > 0) what += " --num-layers " + std::to_string(a.num_layers);
+  const std::optional<uint64_t> bytes = RandomModelBytes(config, dtype);
+  if (!bytes) throw UsageError(what + ": the checkpoint size overflows 64 bits");
+  RequireMemory(*bytes, what + " (the checkpoint is generated in memory)");
+  RequireDiskSpace(*bytes, a.out, what);
+}
 
 int RunInit(const InitArgs& a) {
   ModelConfig config = FindModelPreset(a.preset).config;
@@ -35,6 +59,8 @@ int RunInit(const InitArgs& a) {
   o.seed = a.seed;
   o.shards = a.shards;
   o.vocab = a.vocab;
+  o.force = a.force;
+  CheckRequestedSize(a, config, o.dtype);
   WriteRandomModel(config, o, a.out);
   std::cerr << "init-model: wrote random-weight " << a.preset << " (" << a.dtype << ", seed "
             << a.seed << ") to " << a.out << "\n";
@@ -62,6 +88,9 @@ Command RegisterInitModel(CLI::App& app) {
   sub->add_option("--num-layers", a->num_layers,
                   "override the number of blocks (quick benchmarks of a real width)")
       ->check(CLI::PositiveNumber);
+  sub->add_flag("--force", a->force,
+                "write into a non-empty --out folder, replacing the model files there "
+                "(config.json, model*.safetensors, the index; other files are kept)");
   return {sub, [a] { return RunInit(*a); }};
 }
 

@@ -24,6 +24,19 @@ inline uint16_t F32ToBf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+// Widens n BF16 values stored at `src` to FP32. `src` may have any alignment: tensors mapped
+// from a safetensors file start wherever the header ends, an odd address for an odd header
+// length, and a uint16_t read through such a pointer is undefined behaviour. memcpy compiles to
+// the same (vectorized) unaligned loads.
+inline void Bf16ToF32Row(const void* src, int64_t n, float* dst) {
+  const auto* bytes = static_cast<const unsigned char*>(src);
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, bytes + 2 * i, 2);
+    dst[i] = Bf16ToF32(h);
+  }
+}
+
 float F16ToF32(uint16_t h);
 uint16_t F32ToF16(float f);
 

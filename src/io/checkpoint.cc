@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 #include <system_error>
+#include <utility>
 
 #include "core/error.h"
 #include "io/pth.h"
@@ -115,6 +116,18 @@ TensorStore OpenPth(const CheckpointLocation& loc) {
 CheckpointLocation LocateCheckpoint(const fs::path& path) {
   std::error_code ec;
   if (!fs::is_directory(path, ec)) return LocateFile(path);
+  // A single file and an index of the same format side by side cannot be told apart (e.g. a
+  // sharded model written over a single-file one): loading either could silently use stale
+  // weights. Across formats the preference is transformers' own: safetensors first.
+  for (const auto& [single, index] :
+       {std::pair{"model.safetensors", "model.safetensors.index.json"},
+        std::pair{"pytorch_model.bin", "pytorch_model.bin.index.json"}}) {
+    if (fs::exists(path / single, ec) && fs::exists(path / index, ec)) {
+      throw FormatError("model folder " + Quote(path) + " holds both " + Quote(path / single) +
+                        " and " + Quote(path / index) +
+                        ": ambiguous which weights to load; remove the stale one");
+    }
+  }
   for (const char* name : {"model.safetensors", "model.safetensors.index.json", "model.pth",
                            "pytorch_model.bin", "pytorch_model.bin.index.json"}) {
     if (fs::exists(path / name, ec)) return LocateFile(path / name);

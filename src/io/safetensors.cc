@@ -32,6 +32,8 @@ using Json = nlohmann::json;
 // The reference implementation (huggingface/safetensors, MAX_HEADER_SIZE) refuses headers over
 // 100 MB; a larger length is corruption, not a real checkpoint.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+// A sharded index maps tensor names to file names: ~100 KB for the largest released models.
+constexpr uint64_t kMaxIndexBytes = 64ull << 20;
 
 std::string Quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
 
@@ -133,10 +135,61 @@ TensorView ParseEntry(const std::filesystem::path& file, const std::string& name
   return t;
 }
 
+// The safetensors rule (huggingface/safetensors, Metadata::validate): sorted by offsets, the
+// tensors cover the data region exactly, with no bytes before, between or after them and no
+// overlaps. A header length one byte short still parses (the JSON ends in padding) but moves the
+// data region by a byte; only this check catches it.
+void CheckCoverage(const std::filesystem::path& file, const std::vector<TensorView>& tensors,
+                   std::vector<std::pair<uint64_t, size_t>> by_offset, uint64_t data_size) {
+  // (begin, end) order; an empty tensor sorts before a non-empty one at the same offset.
+  std::sort(by_offset.begin(), by_offset.end(), [&](const auto& a, const auto& b) {
+    const uint64_t a_end = a.first + tensors[a.second].bytes.size();
+    const uint64_t b_end = b.first + tensors[b.second].bytes.size();
+    return a.first != b.first ? a.first < b.first : a_end < b_end;
+  });
+  const TensorView* prev = nullptr;  // the tensor that ends at `covered`
+  uint64_t covered = 0;
+  for (const auto& [begin, index] : by_offset) {
+    const TensorView& t = tensors[index];
+    if (begin < covered) {
+      FailTensor(file, t.name,
+                 "data_offsets overlap tensor '" + prev->name + "' (starts at " +
+                     std::to_string(begin) + ", before its end " + std::to_string(covered) + ")");
+    }
+    if (begin > covered) {
+      FailTensor(file, t.name,
+                 "bytes [" + std::to_string(covered) + ", " + std::to_string(begin) +
+                     ") of the data region before it are not covered by any tensor" +
+                     (prev ? " (gap after tensor '" + prev->name + "')"
+                           : std::string(" (gap at the start)")) +
+                     "; safetensors tensors must cover the data region exactly");
+    }
+    if (!t.bytes.empty()) prev = &t;
+    covered = begin + t.bytes.size();
+  }
+  if (covered != data_size) {
+    FailFormat(file, std::to_string(data_size - covered) +
+                         " byte(s) at the end of the data region (" + std::to_string(covered) +
+                         ".." + std::to_string(data_size) + ") are not covered by any tensor" +
+                         (prev ? " (after the last tensor '" + prev->name + "')" : std::string()) +
+                         "; the header length is wrong or the file has trailing bytes");
+  }
+}
+
 Json ReadJsonFile(const std::filesystem::path& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw IoError("cannot open " + std::string(what) + " " + Quote(path) + ": " + ErrnoText());
+  // The whole file is read into memory: bound it first (a sharded index is a few hundred KB).
+  std::error_code ec;
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec)
+    throw IoError("cannot read " + std::string(what) + " " + Quote(path) + ": " + ec.message());
+  if (size > kMaxIndexBytes) {
+    throw FormatError(std::string(what) + " " + Quote(path) + " is " + std::to_string(size) +
+                      " bytes, more than the " + std::to_string(kMaxIndexBytes) +
+                      " an index can need");
+  }
   std::stringstream ss;
   ss << in.rdbuf();
   if (in.bad()) throw IoError("cannot read " + std::string(what) + " " + Quote(path));
@@ -145,6 +198,47 @@ Json ReadJsonFile(const std::filesystem::path& path, const char* what) {
   } catch (const Json::exception& ex) {
     throw FormatError(std::string(what) + " " + Quote(path) + " is not valid JSON: " + ex.what());
   }
+}
+
+// The file a weight_map entry names, which must stay inside the index's folder: the index is
+// downloaded content, and an entry such as "../../etc/passwd" or "/dev/zero" must not make the
+// loader open, map and report on files elsewhere. Relative names without ".." only, and no
+// symlink may lead out of the folder, except into the Hugging Face hub cache's own blobs/ (a
+// snapshot folder models--org--name/snapshots/REV/ links every file to ../../blobs/HASH).
+std::filesystem::path ShardPath(const std::filesystem::path& index, const std::string& tensor,
+                                const std::string& shard) {
+  const auto fail = [&](const std::string& why) {
+    throw FormatError("index " + Quote(index) + ": weight_map entry for tensor '" + tensor +
+                      "' names shard '" + shard + "', " + why);
+  };
+  const std::filesystem::path name(shard);
+  if (shard.empty()) fail("an empty file name");
+  if (shard.find('\0') != std::string::npos) fail("a file name with a NUL byte");
+  if (name.has_root_path()) {
+    fail("an absolute path; shard paths must be relative to the index's folder");
+  }
+  for (const auto& part : name) {
+    if (part == "..") fail("a path with '..'; shards must stay inside the model folder");
+  }
+  const std::filesystem::path folder = index.parent_path().empty() ? "." : index.parent_path();
+  std::filesystem::path path = folder / name;
+  std::error_code ec;
+  const std::filesystem::path real_folder = std::filesystem::weakly_canonical(folder, ec);
+  if (ec) throw IoError("cannot resolve folder " + Quote(folder) + ": " + ec.message());
+  // weakly_canonical: a shard that does not exist stays as named; opening it reports that.
+  const std::filesystem::path real = std::filesystem::weakly_canonical(path, ec);
+  if (ec) throw IoError("cannot resolve shard " + Quote(path) + ": " + ec.message());
+  const auto inside = [&real](const std::filesystem::path& root) {
+    const std::filesystem::path rel = real.lexically_relative(root);
+    return !rel.empty() && *rel.begin() != "..";
+  };
+  const bool hub_snapshot = real_folder.parent_path().filename() == "snapshots";
+  if (!inside(real_folder) &&
+      !(hub_snapshot && inside(real_folder.parent_path().parent_path() / "blobs"))) {
+    fail("which resolves (through a symbolic link) to " + Quote(real) +
+         ", outside the model folder " + Quote(real_folder));
+  }
+  return path;
 }
 
 }  // namespace
@@ -276,22 +370,7 @@ SafetensorsFile SafetensorsFile::Open(const std::filesystem::path& path) {
     st.tensors_.back().file = &file;
     by_offset.emplace_back(begin, st.tensors_.size() - 1);
   }
-  // Overlap check: sorted by begin, each non-empty tensor must start at or after the previous
-  // non-empty tensor's end. Empty tensors occupy no bytes and cannot overlap anything.
-  std::sort(by_offset.begin(), by_offset.end());
-  const TensorView* prev = nullptr;
-  uint64_t prev_end = 0;
-  for (const auto& [begin, index] : by_offset) {
-    const TensorView& t = st.tensors_[index];
-    if (t.bytes.empty()) continue;
-    if (prev != nullptr && begin < prev_end) {
-      FailTensor(file, t.name,
-                 "data_offsets overlap tensor '" + prev->name + "' (starts at " +
-                     std::to_string(begin) + ", before its end " + std::to_string(prev_end) + ")");
-    }
-    prev = &t;
-    prev_end = begin + t.bytes.size();
-  }
+  CheckCoverage(file, st.tensors_, std::move(by_offset), data.size());
   // nlohmann's object is a std::map, so tensors_ is already sorted by name; Find relies on it.
   return st;
 }
@@ -313,9 +392,17 @@ TensorStore TensorStore::Open(const std::filesystem::path& path) {
     const auto single = path / "model.safetensors";
     const auto index = path / "model.safetensors.index.json";
     // Same preference as transformers: the single file first, then the sharded index.
-    if (std::filesystem::exists(single, ec)) {
+    const bool has_single = std::filesystem::exists(single, ec);
+    const bool has_index = std::filesystem::exists(index, ec);
+    if (has_single && has_index) {
+      // Which one is current cannot be told (e.g. a sharded model written over a single-file
+      // one): loading either could silently use stale weights.
+      throw FormatError("model folder " + Quote(path) + " holds both " + Quote(single) + " and " +
+                        Quote(index) + ": ambiguous which weights to load; remove the stale one");
+    }
+    if (has_single) {
       target = single;
-    } else if (std::filesystem::exists(index, ec)) {
+    } else if (has_index) {
       target = index;
     } else {
       throw IoError("directory " + Quote(path) + " holds neither model.safetensors nor " +
@@ -334,20 +421,24 @@ TensorStore TensorStore::Open(const std::filesystem::path& path) {
     }
     const Json& weight_map = index["weight_map"];
     if (weight_map.empty()) throw FormatError("index " + Quote(target) + " lists no tensors");
-    std::map<std::string, size_t> shard_index;  // shard file name -> files_ index
+    // shard file name -> (its path, files_ index)
+    std::map<std::string, std::pair<std::filesystem::path, size_t>> shard_index;
     for (const auto& [tensor, shard] : weight_map.items()) {
       if (!shard.is_string()) {
         throw FormatError("index " + Quote(target) + ": weight_map entry for tensor '" + tensor +
                           "' is not a file name string");
       }
-      shard_index.emplace(shard.get<std::string>(), 0);
+      const std::string name = shard.get<std::string>();
+      if (!shard_index.contains(name)) {
+        shard_index.emplace(name, std::make_pair(ShardPath(target, tensor, name), 0));
+      }
     }
-    for (auto& [shard, i] : shard_index) {  // every listed shard opened once, in name order
-      i = store.files_.size();
-      store.files_.push_back(SafetensorsFile::Open(target.parent_path() / shard));
+    for (auto& [shard, entry] : shard_index) {  // every listed shard opened once, in name order
+      entry.second = store.files_.size();
+      store.files_.push_back(SafetensorsFile::Open(entry.first));
     }
     for (const auto& [tensor, shard] : weight_map.items()) {
-      const SafetensorsFile& f = store.files_[shard_index.at(shard.get<std::string>())];
+      const SafetensorsFile& f = store.files_[shard_index.at(shard.get<std::string>()).second];
       if (f.Find(tensor) == nullptr) {
         throw FormatError("index " + Quote(target) + " maps tensor '" + tensor + "' to shard " +
                           Quote(f.path()) + ", which does not hold it");

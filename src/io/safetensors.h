@@ -54,9 +54,11 @@ struct TensorView {
 };
 
 // One .safetensors file. Open() validates the whole header: its length against the file size,
-// JSON syntax, known dtypes, shape x dtype size == byte length, offsets in range, sorted and
-// non-overlapping. Every error is a FormatError naming the file (and tensor, where one is at
-// fault).
+// JSON syntax, known dtypes, shape x dtype size == byte length, offsets in range, and that the
+// tensors cover the data region exactly (no bytes before, between or after them, no overlaps).
+// Every error is a FormatError naming the file (and tensor or gap, where one is at fault).
+// Tensor data may start at any address (an odd header length is legal): readers of
+// TensorView::bytes must not assume alignment.
 class SafetensorsFile {
  public:
   static SafetensorsFile Open(const std::filesystem::path& path);
@@ -76,7 +78,10 @@ class SafetensorsFile {
 class TensorStore {
  public:
   // `path` is a .safetensors file, a *.safetensors.index.json, or a directory holding
-  // model.safetensors or model.safetensors.index.json. Throws IoError/FormatError.
+  // model.safetensors or model.safetensors.index.json (not both: that is ambiguous, a
+  // FormatError naming both). An index's shards must lie inside its folder (relative names, no
+  // "..", no symbolic link out of it); an index over 64 MiB is refused before it is read.
+  // Throws IoError/FormatError.
   static TensorStore Open(const std::filesystem::path& path);
   // A store over tensors parsed by another reader (io/pth.h); `owners` keep their bytes (and
   // the paths their `file` points at) alive. A name given twice is a FormatError.

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cassert>
+#include <cstddef>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -66,18 +68,19 @@ void GemmPortable(const float* x, int64_t m, const WeightMatrix& w, float* y, in
     for (int64_t i = 0; i < m * k; ++i) xr[i] = Bf16ToF32(F32ToBf16(x[i]));
     x = xr.data();
   }
-  const auto* wf = static_cast<const float*>(w.data);
-  const auto* wb = static_cast<const uint16_t*>(w.data);
+  // W may be mapped at any alignment (see WeightMatrix): rows are copied bytewise.
+  const auto* wbytes = static_cast<const std::byte*>(w.data);
   const bool bf16 = w.dtype == DType::kBF16;
+  const int64_t row_bytes = k * static_cast<int64_t>(DTypeSize(w.dtype));
 #pragma omp parallel if (m * n * k >= kMinParallelMacs)
   {
     std::vector<float> wrow(static_cast<size_t>(k));
 #pragma omp for schedule(static)
     for (int64_t j = 0; j < n; ++j) {
       if (bf16) {
-        for (int64_t c = 0; c < k; ++c) wrow[c] = Bf16ToF32(wb[j * k + c]);
+        Bf16ToF32Row(wbytes + j * row_bytes, k, wrow.data());
       } else {
-        for (int64_t c = 0; c < k; ++c) wrow[c] = wf[j * k + c];
+        std::memcpy(wrow.data(), wbytes + j * row_bytes, static_cast<size_t>(row_bytes));
       }
       for (int64_t i = 0; i < m; ++i) {
         const float* xi = x + i * k;

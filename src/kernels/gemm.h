@@ -9,7 +9,9 @@
 namespace rwkv_embed::kernels {
 
 // A weight matrix W[n, k] (n outputs x k inputs, row-major) as stored in a checkpoint, in its
-// stored dtype (F32 or BF16; F16 checkpoints are converted at load time).
+// stored dtype (F32 or BF16; F16 checkpoints are converted at load time). `data` may have any
+// alignment (a tensor mapped from a file with an odd header length starts at an odd address):
+// every path reads it with memcpy or unaligned vector loads, never through a typed pointer.
 struct WeightMatrix {
   DType dtype = DType::kF32;
   const void* data = nullptr;

@@ -11,6 +11,16 @@ namespace rwkv_embed {
 
 class TensorStore;
 
+// Range limits of config fields (Rwkv6Config::FromJsonFile, init-model): far beyond any released
+// RWKV (Finch-14B: C = 4096, 61 blocks, divisor 8), small enough that no product of two fields
+// overflows 64 bits. Token ids are int32, hence the vocabulary limit.
+inline constexpr int64_t kMaxConfigDim = int64_t{1} << 20;
+inline constexpr int64_t kMaxConfigLayers = int64_t{1} << 16;
+inline constexpr int64_t kMaxConfigVocab = 2147483647;
+// ln_x's GroupNorm eps is 1e-5 * divisor^2: 1024 already gives 10.5, more than any activation
+// variance.
+inline constexpr int64_t kMaxHeadSizeDivisor = 1024;
+
 struct Rwkv6Config {
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;            // C
@@ -26,14 +36,18 @@ struct Rwkv6Config {
   bool random_weights = false;  // written by `init-model`: the weights mean nothing
 
   int64_t num_heads() const { return attention_hidden_size / head_size; }
-  // GroupNorm eps of ln_x: HF uses 1e-5 * head_size_divisor^2 (64e-5 for divisor 8).
+  // GroupNorm eps of ln_x: HF uses 1e-5 * head_size_divisor^2 (64e-5 for divisor 8). Squared in
+  // double: FromJsonFile bounds the divisor, but a config built in code need not be.
   double group_norm_epsilon() const {
-    return 1e-5 * static_cast<double>(head_size_divisor * head_size_divisor);
+    const auto d = static_cast<double>(head_size_divisor);
+    return 1e-5 * d * d;
   }
   // Layer numbering: 0 = embeddings after pre_ln, k = block k, L+1 = after ln_out.
   int num_hidden_layers_with_ends() const { return static_cast<int>(num_layers) + 2; }
 
   // Parses a HF config.json (model_type rwkv6). LoRA dims are left 0 (shapes tell them).
+  // Every field is range-checked (sizes up to 2^20, layers up to 2^16, vocab up to 2^31 - 1,
+  // head_size_divisor up to 1024, layer_norm_epsilon in (0, 1)).
   // Throws IoError / FormatError naming the file and field.
   static Rwkv6Config FromJsonFile(const std::filesystem::path& path);
   nlohmann::json ToJson() const;

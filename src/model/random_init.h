@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,10 +30,24 @@ struct RandomModelOptions {
   bool original_names = false;  // RWKV authors' names (emb, blocks.N.att, ...) instead of HF's
   int shards = 1;               // > 1: model-0000i-of-0000N.safetensors + index json
   std::filesystem::path vocab;  // copied into the folder when given
+  // out_dir may already hold files: the ones init-model owns are replaced, the rest kept.
+  bool force = false;
 };
+
+// Bytes of the tensors WriteRandomModel writes for `config` (dims must be positive); nullopt when
+// the sum does not fit in 64 bits.
+std::optional<uint64_t> RandomModelBytes(const ModelConfig& config, DType dtype);
 
 // Writes config.json (marked "rwkv_embed_random_weights": true) and the weights into out_dir.
 // Deterministic for a seed: each tensor's values depend only on (seed, tensor name).
+//
+// Refuses (UsageError) before generating anything: shapes out of ModelConfig's limits, a
+// checkpoint larger than the available memory (it is generated in memory) or disk, and an out_dir
+// that is not empty unless options.force. With force, only the files init-model owns
+// (config.json, model*.safetensors, model.safetensors.index.json, and the vocabulary when one is
+// copied) are removed, so no stale single file can shadow a new sharded index. Everything is
+// written into out_dir/.init-model.partial/ and moved into place only once complete: a failure
+// leaves out_dir as it was.
 void WriteRandomModel(const ModelConfig& config, const RandomModelOptions& options,
                       const std::filesystem::path& out_dir);
 

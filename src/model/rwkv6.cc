@@ -116,16 +116,19 @@ void SiluRows(Matrix& m) {
   });
 }
 
+// The embedding matrix may be mapped at any alignment: rows are read bytewise.
 void EmbedTokens(const WeightMatrix& emb, std::span<const int32_t> tokens, Matrix& x) {
   const int64_t C = emb.cols;
+  const auto* base = static_cast<const std::byte*>(emb.data);
+  const int64_t row_bytes = C * static_cast<int64_t>(DTypeSize(emb.dtype));
   x.Resize(static_cast<int64_t>(tokens.size()), C);
   for (size_t t = 0; t < tokens.size(); ++t) {
     float* row = x.Row(static_cast<int64_t>(t));
+    const std::byte* src = base + tokens[t] * row_bytes;
     if (emb.dtype == DType::kBF16) {
-      const auto* src = static_cast<const uint16_t*>(emb.data) + tokens[t] * C;
-      for (int64_t c = 0; c < C; ++c) row[c] = Bf16ToF32(src[c]);
+      Bf16ToF32Row(src, C, row);
     } else {
-      std::memcpy(row, static_cast<const float*>(emb.data) + tokens[t] * C, C * sizeof(float));
+      std::memcpy(row, src, C * sizeof(float));
     }
   }
 }

@@ -95,6 +95,14 @@ void Rwkv6Weights::Loader::LoadAll() {
     throw ShapeError("tensor '" + bonus0.name + "' has shape " + bonus0.ShapeString() +
                      " but attention size is " + std::to_string(A));
   }
+  // The WKV state is A x S floats per block and sequence, sized from this shape alone: with
+  // S <= C it stays below the block's own A x C key matrix, so a small file cannot ask for a
+  // huge state (every released RWKV-6 has S = 64).
+  if (S > C) {
+    throw ShapeError("tensor '" + bonus0.name + "' has shape " + bonus0.ShapeString() +
+                     ": head size " + std::to_string(S) + " exceeds the hidden size " +
+                     std::to_string(C));
+  }
 
   auto check = [&](const char* field, int64_t from_config, int64_t from_shapes, const char* t) {
     if (from_config != 0 && from_config != from_shapes) {

@@ -227,6 +227,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
           ("rwkv-embed-random-control-" + std::to_string(::getpid()));
       RandomModelOptions rm;
       rm.seed = o.seed;
+      rm.force = true;  // this run's own scratch folder (its pid in the name)
       WriteRandomModel(*config, rm, dir);
       try {
         const bool isolated = eval::ResetPeakRss();
