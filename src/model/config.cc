@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace rwkv_embed {
 namespace {
@@ -30,7 +31,7 @@ ModelConfig ModelConfig::FromJsonFile(const std::filesystem::path& path) {
   try {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    throw FormatError(path.string() + ": invalid JSON: " + e.what());
+    throw FormatError(path.string() + ": invalid JSON: " + EscapeForMessage(e.what()));
   }
   if (!j.is_object()) throw FormatError(path.string() + ": expected a JSON object");
   if (j.contains("model_type") && j["model_type"] != "rwkv6") {
@@ -55,7 +56,13 @@ ModelConfig ModelConfig::FromJsonFile(const std::filesystem::path& path) {
     }
     c.layer_norm_epsilon = j["layer_norm_epsilon"].get<double>();
   }
-  c.random_weights = j.value("rwkv_embed_random_weights", false);
+  if (j.contains("rwkv_embed_random_weights")) {  // j.value() would throw json::type_error
+    if (!j["rwkv_embed_random_weights"].is_boolean()) {
+      throw FormatError(path.string() +
+                        ": field 'rwkv_embed_random_weights' must be true or false");
+    }
+    c.random_weights = j["rwkv_embed_random_weights"].get<bool>();
+  }
   if (c.attention_hidden_size % c.head_size != 0) {
     throw FormatError(path.string() + ": attention_hidden_size " +
                       std::to_string(c.attention_hidden_size) + " is not a multiple of head_size " +
