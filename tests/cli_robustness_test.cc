@@ -79,6 +79,8 @@ TEST(CliExitCodesTest, EveryCommandLineRejectionExitsTwo) {
       {{"embed", "--model", model, "--output", out, "--batch-tokens", "2e3"}, "--batch-tokens"},
       {{"eval", "--pairs", "p.tsv", "--output", "x.json", "--seed", "-1"}, "--seed"},
       {{"eval", "--pairs", "p.tsv", "--output", "x.json", "--bootstrap", "1e12"}, "--bootstrap"},
+      {{"eval", "--pairs", "p.tsv", "--output", "x.json", "--undefined-cosine", "nan"},
+       "--undefined-cosine"},
       {{"frobnicate", "--model", model}, "unknown command 'frobnicate'"},
       {{}, "no command given"},
   };

@@ -97,6 +97,9 @@ report::RunOptions ToRunOptions(const EvalCliArgs& a) {
   o.bootstrap = a.bootstrap;
   o.subset_seeds = report::ParseSeedList(a.subset_seeds);
   o.subset_size = a.subset_size;
+  if (!(a.undefined_cosine >= -1.0 && a.undefined_cosine <= 1.0)) {  // CLI::Range lets NaN pass
+    throw UsageError("--undefined-cosine must be a number in [-1, 1]");
+  }
   o.undefined_cosine = a.undefined_cosine;
   o.comparisons = !a.no_comparisons;
   if (a.fit_split != "train" && a.fit_split != "none") {
