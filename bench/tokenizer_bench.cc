@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+#include "core/utf8.h"
 #include "tokenizer/world_tokenizer.h"
 
 namespace rwkv_embed {
@@ -32,8 +34,13 @@ const Corpus& GoldenTexts() {
     Corpus c;
     std::ifstream in(SharedDir() / "data" / "tokenizer-golden.jsonl");
     std::string line;
-    while (std::getline(in, line)) {
-      c.texts.push_back(nlohmann::json::parse(line).at("text").get<std::string>());
+    for (int line_no = 1; std::getline(in, line); ++line_no) {
+      try {
+        c.texts.push_back(nlohmann::json::parse(line).at("text").get<std::string>());
+      } catch (const nlohmann::json::exception& e) {  // typed, naming the line
+        throw FormatError("tokenizer-golden.jsonl line " + std::to_string(line_no) + ": " +
+                          EscapeForMessage(e.what()));
+      }
       c.bytes += c.texts.back().size();
     }
     return c;

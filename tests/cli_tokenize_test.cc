@@ -136,5 +136,48 @@ TEST(CliTokenizeTest, ErrorsNameTheLine) {
   }
 }
 
+// Issue 10, item 7: a number beyond double (json out_of_range 406) escaped as a raw exception:
+// exit 1, no line number, and the output of the good lines before it was lost.
+TEST(CliTokenizeTest, JsonNumberOverflowNamesTheLineAndKeepsTheLinesBefore) {
+  RWKV_EMBED_REQUIRE_SHARED(vocab, "models/rwkv_vocab_v20230424.txt");
+  const std::string input =
+      "{\"text\":\"Hello "
+      "world!\"}\n{\"text\":\"b\"}\n{\"text\":\"c\",\"n\":1e400}\n{\"text\":\"d\"}\n";
+  const auto r = RunTokenize("--jsonl --vocab '" + vocab.string() + "'", input);
+  EXPECT_EQ(r.exit_code, 4) << r.err;  // FormatError
+  EXPECT_TRUE(Contains(r.err, "standard input line 3")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "1e400")) << r.err;
+  const auto got = ParseIds(r.out);
+  ASSERT_EQ(got.size(), 2u) << r.out;
+  EXPECT_EQ(got[0], (std::vector<int32_t>{33155, 40213, 34}));
+}
+
+// --output FILE is written through FILE.partial: complete, or untouched (and no .partial left).
+TEST(CliTokenizeTest, OutputFileIsAtomicAndCheckedFirst) {
+  RWKV_EMBED_REQUIRE_SHARED(vocab, "models/rwkv_vocab_v20230424.txt");
+  // Not TempDir(): RunTokenize empties that one on every run.
+  const auto dir = testing::TempDir() / ".." / (testing::TempDir().filename().string() + "_out");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto out = dir / "ids.jsonl";
+  const std::string v = "--vocab '" + vocab.string() + "' --output '" + out.string() + "'";
+  auto r = RunTokenize(v, "Hello world!\nsecond\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  const std::string complete = ReadFile(out);
+  EXPECT_EQ(ParseIds(complete).size(), 2u) << complete;
+  r = RunTokenize("--jsonl " + v, "{\"text\":\"x\"}\n{\"text\": 1e400}\n");
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_EQ(ReadFile(out), complete);  // the previous output is intact
+  EXPECT_FALSE(std::filesystem::exists(out.string() + ".partial"));
+  // A folder, or a missing folder, fails before any input is read.
+  for (const std::string& bad : {dir.string(), (dir / "missing" / "ids.jsonl").string()}) {
+    r = RunTokenize("--vocab '" + vocab.string() + "' --output '" + bad + "'", "x\n");
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_TRUE(Contains(r.err, "--output " + bad)) << r.err;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace rwkv_embed

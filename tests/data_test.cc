@@ -354,6 +354,61 @@ TEST(PairFileTest, JsonlErrorsNameTheLine) {
   EXPECT_EQ(ReadPairFile(blank, o).pairs.size(), 2u);
 }
 
+// Issue 10, item 7: a number beyond double (nlohmann out_of_range 406) escaped PairFromJson as a
+// raw json exception: no file or line, and skip_malformed did not skip the row.
+TEST(PairFileTest, JsonlNumberOverflowIsAFormatErrorNamingTheLineAndIsSkippable) {
+  const auto dir = TempDir();
+  const std::string good = "{\"sentence1\": \"a\", \"sentence2\": \"b\", \"label\": 1}\n";
+  for (const std::string bad :
+       {"{\"sentence1\": \"a\", \"sentence2\": \"b\", \"label\": 1e400}",
+        "{\"sentence1\": \"a\", \"sentence2\": \"b\", \"x\": -1e999}", "[1e400]"}) {
+    const auto path = WriteFile(dir, "overflow.jsonl", good + good + bad + "\n" + good);
+    ExpectRowError<FormatError>([&] { ReadPairFile(path); }, path, 3, "number out of range");
+    PairFileOptions o;
+    o.read.skip_malformed = true;
+    const PairDataset d = ReadPairFile(path, o);
+    EXPECT_EQ(d.skipped_rows, 1) << bad;
+    EXPECT_EQ(d.pairs.size(), 3u) << bad;
+  }
+}
+
+TEST(PairFileTest, LabelTypeBinaryRejectsOtherLabelsAndScoreIsNeverBinary) {
+  const auto dir = TempDir();
+  const auto tsv = WriteFile(dir, "b.tsv", "sentence1\tsentence2\tlabel\na\tb\t1\nc\td\t0.5\n");
+  const auto jsonl = WriteFile(dir, "b.jsonl",
+                               "{\"sentence1\": \"a\", \"sentence2\": \"b\", \"label\": 0}\n"
+                               "{\"sentence1\": \"a\", \"sentence2\": \"c\", \"label\": 2}\n");
+  PairFileOptions o;
+  o.label_type = PairLabelType::kBinary;
+  ExpectRowError<DataError>([&] { ReadPairFile(tsv, o); }, tsv, 3, "is not 0 or 1");
+  ExpectRowError<DataError>([&] { ReadPairFile(jsonl, o); }, jsonl, 2, "is not 0 or 1");
+  const auto zero_one = WriteFile(dir, "z.tsv", "sentence1\tsentence2\tlabel\na\tb\t1\nc\td\t0\n");
+  EXPECT_TRUE(ReadPairFile(zero_one, o).binary);
+  o.label_type = PairLabelType::kAuto;
+  EXPECT_TRUE(ReadPairFile(zero_one, o).binary);
+  EXPECT_FALSE(ReadPairFile(tsv, o).binary);
+  o.label_type = PairLabelType::kScore;
+  EXPECT_FALSE(ReadPairFile(zero_one, o).binary);
+}
+
+// Issue 10, item 10: a field quoted in a message shows binary bytes escaped, never raw.
+TEST(PairFileTest, MessagesEscapeBinaryBytes) {
+  const auto dir = TempDir();
+  std::string content = "sentence1\tsentence2\tlabel\na\tb\t1\x01";
+  content += '\0';
+  content += "\x7f\n";
+  const auto path = WriteFile(dir, "nul.tsv", content);
+  try {
+    ReadPairFile(path);
+    ADD_FAILURE() << "no exception";
+  } catch (const DataError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'1\\x01\\x00\\x7f'"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\0'), std::string::npos);
+    EXPECT_EQ(msg.find('\x01'), std::string::npos);
+  }
+}
+
 TEST(PairFileTest, LabelsRequiredUnlessAllowed) {
   const auto dir = TempDir();
   const auto tsv = WriteFile(dir, "u.tsv", "sentence1\tsentence2\na\tb\n");
@@ -490,6 +545,19 @@ TEST(MalformedTest, GenericColumnCountAndUtf8) {
 }
 
 bool IsAllValid(std::string_view s) { return FindInvalidUtf8(s) == s.size(); }
+
+TEST(Utf8Test, EscapeForMessageKeepsTextAndEscapesBinary) {
+  EXPECT_EQ(EscapeForMessage("plain text"), "plain text");
+  EXPECT_EQ(EscapeForMessage("caf\xC3\xA9 \xF0\x9F\x98\x80"), "caf\xC3\xA9 \xF0\x9F\x98\x80");
+  EXPECT_EQ(EscapeForMessage(std::string("a\0b", 3)), "a\\x00b");
+  EXPECT_EQ(EscapeForMessage("t\tn\nr\r\x1b[31m\x7f"), "t\\tn\\nr\\r\\x1b[31m\\x7f");
+  EXPECT_EQ(EscapeForMessage("bad \xC0\xAF \xED\xA0\x80 \xE2\x82"),
+            "bad \\xc0\\xaf \\xed\\xa0\\x80 \\xe2\\x82");
+  EXPECT_EQ(EscapeForMessage(std::string(10, 'x'), 4), "xxxx\u2026");
+  // Never cuts a character in two.
+  EXPECT_EQ(EscapeForMessage("ab\xE2\x82\xAC\xE2\x82\xAC", 3), "ab\xE2\x82\xAC\u2026");
+  EXPECT_EQ(EscapeForMessage("abc", 3), "abc");
+}
 
 TEST(Utf8Test, AcceptsWellFormedAndFindsFirstBadByte) {
   EXPECT_TRUE(IsAllValid(""));

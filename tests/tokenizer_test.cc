@@ -69,7 +69,12 @@ TEST_F(WorldVocabTest, GoldenIdsExact) {
   std::vector<int32_t> ids;
   while (std::getline(in, line)) {
     ++line_no;
-    const auto record = nlohmann::json::parse(line);
+    nlohmann::json record;
+    try {
+      record = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      FAIL() << path << " line " << line_no << ": " << e.what();
+    }
     const std::string text = record.at("text").get<std::string>();
     const std::vector<int32_t> want = record.at("ids").get<std::vector<int32_t>>();
     ids.clear();

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "common.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace rwkv_embed::cli {
 namespace {
@@ -43,11 +44,12 @@ std::vector<int64_t> ParseIntList(const std::string& text, const std::string& op
   return values;
 }
 
-void WriteText(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw IoError("cannot write " + path);
-  out << text;
-  if (!out) throw IoError("error writing " + path);
+// OUT (any .md/.json extension dropped) -> OUT.md and OUT.json, for -o both.
+std::string BothStem(std::string stem) {
+  for (const char* ext : {".md", ".json"}) {
+    if (stem.ends_with(ext)) stem.resize(stem.size() - std::string(ext).size());
+  }
+  return stem;
 }
 
 int RunBench(const BenchArgs& a) {
@@ -56,6 +58,13 @@ int RunBench(const BenchArgs& a) {
   }
   if (a.precision != "f32" && a.precision != "bf16") {
     throw UsageError("--precision must be f32 or bf16");
+  }
+  // Output paths before any work: a typo must not cost a whole benchmark.
+  if (!a.output.empty() && a.format == "both") {
+    CheckOutputFile(BothStem(a.output) + ".md", "--output");
+    CheckOutputFile(BothStem(a.output) + ".json", "--output");
+  } else if (!a.output.empty()) {
+    CheckOutputFile(a.output, "--output");
   }
   bench::BenchOptions o;
   o.model_dir = a.model;
@@ -85,21 +94,17 @@ int RunBench(const BenchArgs& a) {
 
   const bench::BenchReport report = bench::RunBench(o);
   const std::string md = bench::ToMarkdown(report);
-  const std::string json = bench::ToJson(report).dump(2) + "\n";
+  const std::string json =
+      bench::ToJson(report).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   if (a.output.empty()) {
     if (a.format != "json") std::cout << md;
     if (a.format == "both") std::cout << "\n";
     if (a.format != "md") std::cout << json;
   } else if (a.format == "both") {
-    // OUT (any .md/.json extension dropped) -> OUT.md and OUT.json.
-    std::string stem = a.output;
-    for (const char* ext : {".md", ".json"}) {
-      if (stem.ends_with(ext)) stem.resize(stem.size() - std::string(ext).size());
-    }
-    WriteText(stem + ".md", md);
-    WriteText(stem + ".json", json);
+    WriteFileAtomically(BothStem(a.output) + ".md", md);
+    WriteFileAtomically(BothStem(a.output) + ".json", json);
   } else {
-    WriteText(a.output, a.format == "md" ? md : json);
+    WriteFileAtomically(a.output, a.format == "md" ? md : json);
   }
   return 0;
 }
@@ -120,24 +125,28 @@ Command RegisterBench(CLI::App& app) {
   sub->add_option("--batch-tokens", a->batch_tokens,
                   "token budget of a packed batch (pp<L>x<B> rows and mrpc-dev)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(IntegerIn(1, kMaxCount));
   sub->add_option("--precision", a->precision, "matmul precision: f32 | bf16")
       ->capture_default_str();
   sub->add_option("--repetitions,-r", a->repetitions, "timed runs per test")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1000));
+      ->check(IntegerIn(1, 1000));
   sub->add_option("--pairs", a->pairs, "MRPC dev pairs in mrpc-dev (0: all 408)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(IntegerIn(0, kMaxCount));
   sub->add_option("--latency-pairs", a->latency_pairs,
                   "MRPC dev pairs embedded one at a time for p50/p99 latency (0: none)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(IntegerIn(0, kMaxCount));
   sub->add_option("--gemm-shape", a->gemm_shape,
                   "M,N,K of the GEMM-peak measurement (BF16 W[N,K]); M = 0 skips it")
       ->capture_default_str();
-  sub->add_option("--seed", a->seed, "seed of the random token ids")->capture_default_str();
-  sub->add_option("-o", a->format, "output format: md | json | both")->capture_default_str();
+  sub->add_option("--seed", a->seed, "seed of the random token ids")
+      ->capture_default_str()
+      ->check(UnsignedInteger());
+  sub->add_option("-o", a->format, "output format: md | json | both")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"md", "json", "both"}));
   sub->add_option("--output", a->output,
                   "output file (default: stdout); with -o both, OUT.md and OUT.json");
   sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");

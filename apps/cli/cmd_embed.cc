@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "common.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/npy.h"
 #include "model/layer_spec.h"
 #include "model/rwkv_embedder.h"
@@ -53,25 +54,6 @@ void WriteJsonl(std::ofstream& out, const std::string& path, const EmbedResult& 
   if (!out) throw IoError("error writing " + path);
 }
 
-// Removes a partly written output unless Commit() renames it into place.
-class PartialFile {
- public:
-  explicit PartialFile(std::string final_path)
-      : final_(std::move(final_path)), partial_(final_ + ".partial") {}
-  ~PartialFile() {
-    if (!committed_) std::filesystem::remove(partial_);
-  }
-  const std::string& path() const { return partial_; }
-  void Commit() {
-    std::filesystem::rename(partial_, final_);
-    committed_ = true;
-  }
-
- private:
-  std::string final_, partial_;
-  bool committed_ = false;
-};
-
 // Embeds sentences[first, first + count); a NaN/Inf names the sentence by its input line (every
 // line is one sentence: ReadSentenceLines rejects empty ones).
 EmbedResult EmbedNamingLines(Embedder& embedder, const std::vector<std::string>& sentences,
@@ -101,6 +83,7 @@ int RunEmbed(const EmbedArgs& a) {
   const bool ext_npy = a.output.size() > 4 && a.output.ends_with(".npy");
   const bool ext_jsonl = a.output.size() > 6 && a.output.ends_with(".jsonl");
   if (!ext_npy && !ext_jsonl) throw UsageError("--output must end in .npy or .jsonl");
+  CheckOutputFile(a.output, "--output");  // before any work: a typo must not cost a whole run
 
   auto in = OpenInput(a.input);
   const auto sentences = ReadSentenceLines(*in, a.input == "-" ? "stdin" : a.input);
@@ -138,7 +121,7 @@ int RunEmbed(const EmbedArgs& a) {
     npy.emplace(out.path(), shape);
   } else {
     jsonl.open(out.path(), std::ios::binary | std::ios::trunc);
-    if (!jsonl) throw IoError("cannot write " + out.path());
+    if (!jsonl) throw IoError("cannot write " + out.path().string());
   }
   int64_t tokens = 0;
   const auto progress = embedder->options().progress;
@@ -156,14 +139,14 @@ int RunEmbed(const EmbedArgs& a) {
         npy->Write((l * n + first) * C, result.embeddings[l].Flat());
       }
     } else {
-      WriteJsonl(jsonl, out.path(), result, first);
+      WriteJsonl(jsonl, out.path().string(), result, first);
     }
   }
   if (npy) {
     npy->Close();
   } else {
     jsonl.close();
-    if (!jsonl) throw IoError("error writing " + out.path());
+    if (!jsonl) throw IoError("error writing " + out.path().string());
   }
   out.Commit();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -207,12 +190,12 @@ Command RegisterEmbed(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--batch-tokens", a->batch_tokens, "tokens per forward pass")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(IntegerIn(1, kMaxCount));
   sub->add_option("--chunk-sentences", a->chunk_sentences,
                   "sentences embedded per step while the output is written piecewise (bounds "
                   "memory on large inputs)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(IntegerIn(1, kMaxCount));
   sub->add_option("--precision", a->precision,
                   "matmul precision: f32 (exact vs FP32 reference) | bf16 (faster)")
       ->capture_default_str();

@@ -11,13 +11,14 @@
 #include "common.h"
 #include "core/error.h"
 #include "eval_options.h"
+#include "io/atomic_file.h"
 #include "report/report.h"
 #include "report/runner.h"
 
 namespace rwkv_embed::cli {
 void AddEvalOptions(CLI::App* sub, EvalCliArgs* a) {
-  sub->add_option("--data-dir", a->data_dir, "folder holding mrpc/ and stsb/ (like ../shared/data)")
-      ->required();
+  sub->add_option("--data-dir", a->data_dir,
+                  "folder holding mrpc/ and stsb/ (like ../shared/data)");
   sub->add_option("--glove", a->glove,
                   "word vectors (GloVe/word2vec text) for the averaged baseline");
   sub->add_option("--model", a->model, "RWKV-6 model folder (config.json, *.safetensors)");
@@ -37,7 +38,7 @@ void AddEvalOptions(CLI::App* sub, EvalCliArgs* a) {
       ->capture_default_str();
   sub->add_option("--batch-tokens", a->batch_tokens, "RWKV tokens per forward pass")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(IntegerIn(1, kMaxCount));
   sub->add_option("--word-tokenizer", a->word_tokenizer,
                   "GloVe/SIF tokens: whitespace (the study) | regex (words and punctuation)")
       ->capture_default_str();
@@ -47,18 +48,19 @@ void AddEvalOptions(CLI::App* sub, EvalCliArgs* a) {
   sub->add_flag("--random-control", a->random_control,
                 "add the same RWKV architecture with random weights as a control");
   sub->add_option("--seed", a->seed, "seed of train-N subsets, bootstrap and random control")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(UnsignedInteger());
   sub->add_option("--bootstrap", a->bootstrap,
                   "bootstrap resamples for CIs and paired tests "
                   "(0 = none)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(IntegerIn(0, 10'000'000));
   sub->add_option("--subset-seeds", a->subset_seeds,
                   "seeds of the train subsets for the spread (e.g. 0-4, 1,7; none)")
       ->capture_default_str();
   sub->add_option("--subset-size", a->subset_size, "pairs per train subset for the spread")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(IntegerIn(1, kMaxCount));
   sub->add_option("--fit-split", a->fit_split,
                   "split thresholds, SIF and subsets are fitted on: train | none")
       ->capture_default_str();
@@ -95,6 +97,9 @@ report::RunOptions ToRunOptions(const EvalCliArgs& a) {
   o.bootstrap = a.bootstrap;
   o.subset_seeds = report::ParseSeedList(a.subset_seeds);
   o.subset_size = a.subset_size;
+  if (!(a.undefined_cosine >= -1.0 && a.undefined_cosine <= 1.0)) {  // CLI::Range lets NaN pass
+    throw UsageError("--undefined-cosine must be a number in [-1, 1]");
+  }
   o.undefined_cosine = a.undefined_cosine;
   o.comparisons = !a.no_comparisons;
   if (a.fit_split != "train" && a.fit_split != "none") {
@@ -128,7 +133,60 @@ namespace {
 struct EvalArgs {
   EvalCliArgs common;
   std::string task, split, output;
+  // --pairs FILE: a generic pair file instead of --task/--split/--data-dir.
+  std::string pairs, fit_pairs, label_type = "auto", format = "auto", sentence1 = "sentence1",
+                                sentence2 = "sentence2", label = "label", id = "id";
+  bool skip_malformed = false;
 };
+
+PairFileFormat ParseFormat(const std::string& name) {
+  if (name == "tsv") return PairFileFormat::kTsv;
+  if (name == "csv") return PairFileFormat::kCsv;
+  if (name == "jsonl") return PairFileFormat::kJsonl;
+  return PairFileFormat::kAuto;  // CLI11 has checked the choice
+}
+
+PairLabelType ParseLabelType(const std::string& name) {
+  if (name == "binary") return PairLabelType::kBinary;
+  if (name == "score") return PairLabelType::kScore;
+  return PairLabelType::kAuto;
+}
+
+// The task plan: one split of MRPC/STS-B from --data-dir, or the --pairs file.
+report::TaskPlan PlanOf(const EvalArgs& a) {
+  report::TaskPlan plan;
+  const std::string fit = a.common.fit_split == "none" ? "" : a.common.fit_split;
+  if (a.pairs.empty()) {
+    if (a.task.empty() || a.split.empty() || a.common.data_dir.empty()) {
+      throw UsageError(
+          "eval needs --task, --split and --data-dir (MRPC/STS-B), or --pairs FILE (any pair "
+          "file)");
+    }
+    if (!a.fit_pairs.empty()) throw UsageError("--fit-pairs goes with --pairs");
+    plan.task = a.task;
+    plan.splits = {a.split};
+    plan.fit_split = fit;
+    return plan;
+  }
+  if (!a.task.empty() || !a.split.empty()) {
+    throw UsageError("--pairs FILE replaces --task and --split: give one or the other");
+  }
+  plan.pair_file = a.pairs;
+  plan.fit_pair_file = a.fit_pairs;
+  // Named after the file: "pairs.tsv" scores as task "pairs", split "pairs".
+  plan.task = std::filesystem::path(a.pairs).stem().string();
+  plan.splits = {plan.task};
+  plan.fit_split = "";
+  PairFileOptions& po = plan.pair_options;
+  po.format = ParseFormat(a.format);
+  po.label_type = ParseLabelType(a.label_type);
+  po.sentence1_column = a.sentence1;
+  po.sentence2_column = a.sentence2;
+  po.label_column = a.label;
+  po.id_column = a.id;
+  po.read.skip_malformed = a.skip_malformed;
+  return plan;
+}
 
 // One line per method/layer: what a person wants to see at the end of a run.
 void PrintSummary(const report::TaskResults& t) {
@@ -154,8 +212,9 @@ int RunEval(const EvalArgs& a) {
   if (a.output.size() < 6 || !a.output.ends_with(".json")) {
     throw UsageError("--output must name a .json file, got '" + a.output + "'");
   }
+  CheckOutputFile(a.output, "--output");  // before any work: a typo must not cost a whole run
   report::RunOptions o = ToRunOptions(a.common);
-  o.tasks.push_back({a.task, {a.split}, a.common.fit_split == "none" ? "" : a.common.fit_split});
+  o.tasks.push_back(PlanOf(a));
   o.subset_size = a.common.subset_size;
   report::RunInfo info;
   info.tool_version = RWKV_EMBED_VERSION;
@@ -177,13 +236,38 @@ Command RegisterEval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   auto* sub = app.add_subcommand(
       "eval", "Score RWKV layers and/or word-vector baselines on a sentence-pair task");
-  sub->add_option("--task", a->task, "mrpc | stsb")
-      ->required()
+  sub->add_option("--task", a->task, "mrpc | stsb (with --split and --data-dir)")
       ->check(CLI::IsMember({"mrpc", "stsb"}));
   sub->add_option("--split", a->split,
                   "train | train-<N> (seeded subset, --seed) | dev | test (MRPC test = the "
-                  "labelled msr_paraphrase_test.txt)")
-      ->required();
+                  "labelled msr_paraphrase_test.txt)");
+  sub->add_option("--pairs", a->pairs,
+                  "score a generic pair file instead of --task/--split: TSV or CSV with a header "
+                  "row, or JSON Lines (format from the extension or --format)")
+      ->type_name("FILE");
+  sub->add_option("--fit-pairs", a->fit_pairs,
+                  "with --pairs: a pair file to fit thresholds, SIF and subsets on (default: "
+                  "nothing fitted)")
+      ->type_name("FILE");
+  sub->add_option("--label-type", a->label_type,
+                  "with --pairs: binary (0/1: adds ROC-AUC, AP, accuracy) | score (graded) | auto "
+                  "(binary when every label is 0 or 1)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "binary", "score"}));
+  sub->add_option("--format", a->format, "with --pairs: auto (by extension) | tsv | csv | jsonl")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "tsv", "csv", "jsonl"}));
+  sub->add_option("--sentence1-column", a->sentence1, "with --pairs: column or key of sentence 1")
+      ->capture_default_str();
+  sub->add_option("--sentence2-column", a->sentence2, "with --pairs: column or key of sentence 2")
+      ->capture_default_str();
+  sub->add_option("--label-column", a->label, "with --pairs: column or key of the label")
+      ->capture_default_str();
+  sub->add_option("--id-column", a->id,
+                  "with --pairs: column or key of the pair id (optional; default id: line number)")
+      ->capture_default_str();
+  sub->add_flag("--skip-malformed", a->skip_malformed,
+                "with --pairs: skip malformed rows (counted in the notes) instead of failing");
   sub->add_option("--output", a->output, "OUT.json (MTEB-style scores)")->required();
   AddEvalOptions(sub, &a->common);
   return {sub, [a] { return RunEval(*a); }};

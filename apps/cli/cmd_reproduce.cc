@@ -3,12 +3,15 @@
 // 1,3,...,11 reported side by side with its numbers), the GloVe baseline, SIF and the
 // random-weights control — written as OUT/<model>/{mrpc,stsb}.json, report.md and plots/.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <utility>
 
 #include "commands.h"
 #include "common.h"
 #include "core/error.h"
 #include "eval_options.h"
+#include "io/atomic_file.h"
 #include "report/runner.h"
 
 namespace rwkv_embed::cli {
@@ -22,8 +25,16 @@ struct ReproduceArgs {
 };
 
 int RunReproduce(const ReproduceArgs& a) {
-  if (a.common.model.empty() || a.common.glove.empty()) {
-    throw UsageError("reproduce needs both --model DIR and --glove FILE");
+  if (a.common.model.empty() || a.common.glove.empty() || a.common.data_dir.empty()) {
+    throw UsageError("reproduce needs --model DIR, --glove FILE and --data-dir DIR");
+  }
+  // Inputs and the output folder are checked before anything is computed or created.
+  CheckOutputFolder(a.out, "--out");
+  for (const auto& [option, dir] :
+       {std::pair{"--data-dir", a.common.data_dir}, std::pair{"--model", a.common.model}}) {
+    if (!std::filesystem::is_directory(dir)) {
+      throw IoError(std::string(option) + " " + dir + " is not a folder");
+    }
   }
   EvalCliArgs c = a.common;
   c.sif = !a.no_sif;
@@ -54,10 +65,12 @@ int RunReproduce(const ReproduceArgs& a) {
   info.tool_version = RWKV_EMBED_VERSION;
   info.command_line = JoinedCommandLine();
   info.model_name = model_name;
-  std::filesystem::create_directories(out_dir);
+  // Removed again (when still empty) if the run fails: no empty OUT/<model>/ left behind.
+  CreatedFolders created(out_dir);
   const report::RunOutput out = report::RunEvaluation(o, info);
   std::vector<std::string> messages;
   const auto files = report::WriteOutputs(out, out_dir, &messages);
+  created.Keep();
   for (const std::string& n : out.run.notes) std::printf("note: %s\n", n.c_str());
   for (const report::TaskResults& t : out.tasks) {
     for (const eval::MethodResult& m : t.methods) {
@@ -91,7 +104,7 @@ Command RegisterReproduce(CLI::App& app) {
   sub->add_option("--train-subset", a->train_subset,
                   "pairs in the scored MRPC train subset (the study: 1000)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(IntegerIn(1, kMaxCount));
   sub->add_flag("--no-sif", a->no_sif, "leave out the SIF baseline");
   sub->add_flag("--no-random-control", a->no_random_control,
                 "leave out the random-weights control");

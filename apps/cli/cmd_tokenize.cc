@@ -1,6 +1,10 @@
 // rwkv-embed tokenize: stdin -> one {"ids":[...]} line per text, with the RWKV World tokenizer.
 // Plain mode tokenizes each input line; --jsonl reads {"text": ...} objects (texts may hold
 // newlines, escaped in JSON). Streams with large buffers so that big inputs run at tokenizer speed.
+//
+// On a bad line: to standard output, every line before it has been written (the buffer is flushed
+// before the error is reported), so a pipeline keeps what was done; with --output FILE the file is
+// written as FILE.partial and renamed only when every line succeeded, so FILE is never partial.
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -9,6 +13,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +21,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/utf8.h"
+#include "io/atomic_file.h"
 #include "tokenizer/world_tokenizer.h"
 
 namespace rwkv_embed::cli {
@@ -24,6 +30,7 @@ namespace {
 struct TokenizeOptions {
   std::string vocab;
   std::string model;
+  std::string output;  // empty: standard output
   bool jsonl = false;
   bool stats = false;
 };
@@ -72,9 +79,10 @@ class LineReader {
   bool eof_ = false;
 };
 
-// Buffered stdout writer for the {"ids":[...]} lines.
+// Buffered writer of the {"ids":[...]} lines to standard output or an open file.
 class IdsWriter {
  public:
+  IdsWriter(std::FILE* out, std::string name) : out_file_(out), name_(std::move(name)) {}
   void Write(const std::vector<int32_t>& ids) {
     out_ += "{\"ids\":[";
     char number[16];
@@ -87,20 +95,26 @@ class IdsWriter {
     if (out_.size() >= (size_t{1} << 20)) Flush();
   }
   void Flush() {
-    if (!out_.empty() && std::fwrite(out_.data(), 1, out_.size(), stdout) != out_.size()) {
-      throw IoError("cannot write to standard output");
+    if (!out_.empty() && std::fwrite(out_.data(), 1, out_.size(), out_file_) != out_.size()) {
+      throw IoError("cannot write to " + name_);
     }
     out_.clear();
+    if (std::fflush(out_file_) != 0) throw IoError("cannot write to " + name_);
   }
   void Finish() {
     Flush();
-    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
-      throw IoError("cannot write to standard output");
-    }
+    if (std::ferror(out_file_)) throw IoError("cannot write to " + name_);
   }
 
  private:
+  std::FILE* out_file_;
+  std::string name_;
   std::string out_;
+};
+
+// The output file of --output, closed on every path.
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
 bool IsBlank(std::string_view s) { return s.find_first_not_of(" \t\r") == std::string_view::npos; }
@@ -109,6 +123,7 @@ int RunTokenize(const TokenizeOptions& opts) {
   if (opts.vocab.empty() == opts.model.empty()) {
     throw UsageError("tokenize: pass exactly one of --vocab FILE or --model DIR");
   }
+  if (!opts.output.empty()) CheckOutputFile(opts.output, "--output");
   using Clock = std::chrono::steady_clock;
   const auto load_start = Clock::now();
   const WorldTokenizer tok = opts.vocab.empty() ? WorldTokenizer::FromModelDir(opts.model)
@@ -116,7 +131,15 @@ int RunTokenize(const TokenizeOptions& opts) {
   const auto start = Clock::now();
 
   LineReader reader(stdin);
-  IdsWriter writer;
+  std::optional<PartialFile> partial;
+  std::unique_ptr<std::FILE, FileCloser> file;
+  if (!opts.output.empty()) {
+    partial.emplace(opts.output);
+    file.reset(std::fopen(partial->path().c_str(), "wb"));
+    if (!file) throw IoError("cannot write " + partial->path().string());
+  }
+  IdsWriter writer(file ? file.get() : stdout,
+                   file ? partial->path().string() : std::string("standard output"));
   std::vector<int32_t> ids;
   std::string_view line;
   size_t line_no = 0, texts = 0, tokens = 0, bytes = 0;
@@ -133,8 +156,8 @@ int RunTokenize(const TokenizeOptions& opts) {
         nlohmann::json record;
         try {
           record = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
-          throw FormatError(where() + ": invalid JSON: " + e.what());
+        } catch (const nlohmann::json::exception& e) {  // syntax, or 406: a number like 1e400
+          throw FormatError(where() + ": invalid JSON: " + EscapeForMessage(e.what()));
         }
         const auto it = record.is_object() ? record.find("text") : record.end();
         if (it == record.end() || !it->is_string()) {
@@ -158,11 +181,18 @@ int RunTokenize(const TokenizeOptions& opts) {
       bytes += input.size();
     }
   } catch (const Error&) {
-    // Every text before the failing line has its output line, whatever the buffer held.
-    writer.Flush();
+    // To standard output, every text before the failing line has its output line, whatever the
+    // buffer held; an --output file's .partial is removed instead (PartialFile).
+    if (!file) writer.Flush();
     throw;
   }
   writer.Finish();
+  if (file) {
+    if (std::fclose(file.release()) != 0) {
+      throw IoError("error writing " + partial->path().string());
+    }
+    partial->Commit();
+  }
 
   if (opts.stats) {
     const double load_s = std::chrono::duration<double>(start - load_start).count();
@@ -188,6 +218,10 @@ Command RegisterTokenize(CLI::App& app) {
       ->type_name("FILE");
   sub->add_option("--model", opts->model, "model folder holding rwkv_vocab_v20230424.txt")
       ->type_name("DIR");
+  sub->add_option("--output", opts->output,
+                  "write the lines to FILE (via FILE.partial, renamed when complete) instead of "
+                  "standard output")
+      ->type_name("FILE");
   sub->add_flag("--jsonl", opts->jsonl,
                 "read JSON Lines with a \"text\" field instead of one text per line");
   sub->add_flag("--stats", opts->stats,

@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <fstream>
 #include <iostream>
 
@@ -11,9 +12,43 @@
 
 namespace rwkv_embed::cli {
 
+namespace {
+
+// Whether `text` is exactly a base-10 integer that fits in T (no sign for unsigned T).
+template <typename T>
+bool ParseInteger(const std::string& text, T* value) {
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, *value);
+  return !text.empty() && ec == std::errc() && ptr == end;
+}
+
+}  // namespace
+
+CLI::Validator IntegerIn(int64_t lo, int64_t hi) {
+  const std::string range =
+      "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [lo, hi, range](std::string& text) -> std::string {
+        int64_t v = 0;
+        if (ParseInteger(text, &v) && v >= lo && v <= hi) return "";
+        return "'" + EscapeForMessage(text, 40) + "' is not " + range;
+      },
+      range.substr(3));
+}
+
+CLI::Validator UnsignedInteger() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        uint64_t v = 0;
+        if (ParseInteger(text, &v)) return "";
+        return "'" + EscapeForMessage(text, 40) + "' is not an integer in [0, 2^64-1]";
+      },
+      "integer in [0, 2^64-1]");
+}
+
 void AddThreadsOption(CLI::App* sub, int* threads) {
   sub->add_option("--threads", *threads, "worker threads (default: all cores)")
-      ->check(CLI::Range(1, 4096));
+      ->check(IntegerIn(1, 4096));
 }
 
 void ApplyThreads(int threads) {
@@ -36,6 +71,7 @@ std::vector<std::string> ReadSentenceLines(std::istream& in, const std::string& 
   while (std::getline(in, line)) {
     ++number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (number == 1 && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);  // UTF-8 BOM
     const std::string where = source + " line " + std::to_string(number);
     ValidateUtf8(line, where);
     if (line.empty()) throw DataError(where + " is empty: give one sentence per line");

@@ -10,6 +10,16 @@
 
 namespace rwkv_embed::cli {
 
+// Validators for integer options. CLI11's own conversion (strtoll/strtoull, base 0) saturates on
+// overflow (`99999999999999999999` became INT64_MAX), wraps "-1" for unsigned options and reads
+// "010" as octal; these accept only base-10 digits that fit, within [lo, hi], and name the range.
+CLI::Validator IntegerIn(int64_t lo, int64_t hi);
+CLI::Validator UnsignedInteger();
+
+// Sane upper bound of count-like options (tokens, sentences, pairs, resamples): far beyond any
+// real use, small enough that sizes derived from it cannot overflow.
+inline constexpr int64_t kMaxCount = int64_t{1} << 30;
+
 // --threads N (default: every core); applies it to OpenMP.
 void AddThreadsOption(CLI::App* sub, int* threads);
 void ApplyThreads(int threads);
@@ -17,8 +27,9 @@ void ApplyThreads(int threads);
 // "-" is standard input. Throws IoError naming the path.
 std::unique_ptr<std::istream> OpenInput(const std::string& path);
 
-// One sentence per line: strips "\n" and a "\r" before it; checks UTF-8 and rejects empty lines,
-// naming the 1-based line number and the source.
+// One sentence per line: strips "\n" and a "\r" before it and a UTF-8 byte order mark before the
+// first line (as the dataset readers do); checks UTF-8 and rejects empty lines, naming the 1-based
+// line number and the source.
 std::vector<std::string> ReadSentenceLines(std::istream& in, const std::string& source);
 
 // Whether progress lines should go to stderr (a terminal, or forced).

@@ -16,6 +16,7 @@
 #include "bench/stats.h"
 #include "core/error.h"
 #include "core/matrix.h"
+#include "core/memory.h"
 #include "core/random.h"
 #include "data/pairs.h"
 #include "io/checkpoint.h"
@@ -49,6 +50,28 @@ void Validate(const BenchOptions& o) {
   if (o.pairs < 0 || o.latency_pairs < 0) throw UsageError("bench: pair counts must be >= 0");
   if (o.gemm_m < 0 || (o.gemm_m > 0 && (o.gemm_n < 1 || o.gemm_k < 1))) {
     throw UsageError("bench: GEMM shape must be M,N,K >= 1 (M = 0 skips the peak measurement)");
+  }
+  if (o.gemm_m > 0) {  // BF16 W[N, K], F32 X[M, K] and Y[M, N]
+    const double bytes = 2.0 * static_cast<double>(o.gemm_n) * static_cast<double>(o.gemm_k) +
+                         4.0 * static_cast<double>(o.gemm_m) * static_cast<double>(o.gemm_k) +
+                         4.0 * static_cast<double>(o.gemm_m) * static_cast<double>(o.gemm_n);
+    RequireMemory(static_cast<uint64_t>(std::min(bytes, 1.8e19)),
+                  "--gemm-shape " + std::to_string(o.gemm_m) + "," + std::to_string(o.gemm_n) +
+                      "," + std::to_string(o.gemm_k));
+  }
+}
+
+// Checks, before anything is allocated, that the largest forward pass of the run fits in memory:
+// one pp<L> sequence of the longest length, or a packed batch of up to batch_tokens tokens. The
+// forward pass needs `per_token` bytes of scratch per token (SequenceModel::ScratchBytesPerToken).
+void CheckForwardFits(const BenchOptions& o, int64_t per_token) {
+  const int64_t longest = *std::max_element(o.lengths.begin(), o.lengths.end());
+  RequireMemory(CheckedMul(longest, per_token).value_or(UINT64_MAX),
+                "--lengths " + std::to_string(longest) + " (one forward pass of that many tokens)");
+  const int64_t shortest = *std::min_element(o.lengths.begin(), o.lengths.end());
+  if (o.batch_tokens / shortest >= 2 || !o.data_dir.empty()) {
+    RequireMemory(CheckedMul(o.batch_tokens, per_token).value_or(UINT64_MAX),
+                  "--batch-tokens " + std::to_string(o.batch_tokens) + " (one packed batch)");
   }
 }
 
@@ -193,6 +216,7 @@ BenchReport RunBench(const BenchOptions& o) {
   auto flops = [&model](int64_t tokens) {
     return model.FlopsPerToken() * static_cast<double>(tokens);
   };
+  CheckForwardFits(o, model.ScratchBytesPerToken());  // the weights are only mapped so far
   rep.model_dir = o.model_dir.string();
   rep.model_description = model.Describe();
   rep.weight_bytes = static_cast<int64_t>(model.checkpoint_bytes());

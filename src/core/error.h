@@ -3,6 +3,7 @@
 // (see ExitCodeFor).
 #pragma once
 
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -49,6 +50,9 @@ class UsageError : public Error {
   using Error::Error;
 };
 
+// Exit code of a process that ran out of memory (std::bad_alloc), distinct from every error class.
+inline constexpr int kOutOfMemoryExit = 8;
+
 // Process exit codes used by the CLI: 0 success, 1 unexpected internal error.
 inline int ExitCodeFor(const std::exception& e) {
   if (dynamic_cast<const UsageError*>(&e) != nullptr) return 2;
@@ -57,6 +61,7 @@ inline int ExitCodeFor(const std::exception& e) {
   if (dynamic_cast<const ShapeError*>(&e) != nullptr) return 5;
   if (dynamic_cast<const DataError*>(&e) != nullptr) return 6;
   if (dynamic_cast<const NumericError*>(&e) != nullptr) return 7;
+  if (dynamic_cast<const std::bad_alloc*>(&e) != nullptr) return kOutOfMemoryExit;
   return 1;
 }
 

@@ -70,4 +70,32 @@ void ValidateUtf8(std::string_view text, std::string_view where) {
                     " (bytes " + bytes + ")");
 }
 
+std::string EscapeForMessage(std::string_view text, size_t max_bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  std::string out;
+  size_t i = 0;
+  while (i < n && out.size() < max_bytes) {
+    const unsigned char b = s[i];
+    if (b >= 0x20 && b < 0x7F) {
+      out += static_cast<char>(b);
+      ++i;
+    } else if (b == '\t' || b == '\n' || b == '\r') {
+      out += b == '\t' ? "\\t" : b == '\n' ? "\\n" : "\\r";
+      ++i;
+    } else if (const size_t len = b >= 0x80 ? SequenceLength(s + i, n - i) : 0; len > 0) {
+      out.append(text.substr(i, len));
+      i += len;
+    } else {
+      out += "\\x";
+      out += kHex[b >> 4];
+      out += kHex[b & 15];
+      ++i;
+    }
+  }
+  if (i < n) out += "\u2026";  // "…"
+  return out;
+}
+
 }  // namespace rwkv_embed

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace rwkv_embed {
@@ -19,5 +20,11 @@ inline bool IsValidUtf8(std::string_view text) { return FindInvalidUtf8(text) ==
 // byte of the ill-formed sequence, followed by the offending bytes in hex) when `text` is not
 // well-formed UTF-8.
 void ValidateUtf8(std::string_view text, std::string_view where);
+
+// `text` made safe to quote in an error message: printable ASCII and well-formed multi-byte UTF-8
+// as is, tab/newline/CR as \t \n \r, every other byte (NUL, controls, DEL, ill-formed UTF-8) as
+// \xNN, so that a message never carries raw binary from a file to a terminal or log. At most about
+// `max_bytes` bytes of output (whole characters only), then "…" when `text` is longer.
+std::string EscapeForMessage(std::string_view text, size_t max_bytes = 120);
 
 }  // namespace rwkv_embed

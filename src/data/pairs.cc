@@ -78,11 +78,17 @@ std::string_view TrimAscii(std::string_view s) {
   return s;
 }
 
-std::string Quoted(std::string_view s) {
-  constexpr size_t kMax = 40;
-  std::string out = "'" + std::string(s.substr(0, kMax));
-  if (s.size() > kMax) out += "...";
-  return out + "'";
+// A field quoted for a message: binary bytes escaped, long fields cut (EscapeForMessage).
+std::string Quoted(std::string_view s) { return "'" + EscapeForMessage(s, 40) + "'"; }
+
+// kBinary labels must be exactly 0 or 1.
+void CheckLabelType(double label, const PairFileOptions& o, const std::string& where) {
+  if (o.label_type == PairLabelType::kBinary && label != 0.0 && label != 1.0) {
+    std::ostringstream os;
+    os << where << ": " << o.label_column << " " << label
+       << " is not 0 or 1 (the labels were declared binary)";
+    throw DataError(os.str());
+  }
 }
 
 // A finite number filling the whole (space-trimmed) field, else DataError.
@@ -265,7 +271,8 @@ Columns FindColumns(const std::vector<std::string>& header, const PairFileOption
     if (!p) {
       std::string names;
       for (const auto& h : header) names += (names.empty() ? "" : ", ") + Quoted(h);
-      throw DataError(where + ": no column '" + name + "' in the header (columns: " + names + ")");
+      throw DataError(where + ": no column " + Quoted(name) + " in the header (columns: " + names +
+                      ")");
     }
     return *p;
   };
@@ -296,6 +303,7 @@ SentencePair PairFromFields(const std::vector<std::string>& fields, const Column
     p.label = ParseLabel(fields[*c.label], where, o.label_column);
     CheckLabelRange(p.label, o.label_min.value_or(-INFINITY), o.label_max.value_or(INFINITY), where,
                     o.label_column);
+    CheckLabelType(p.label, o, where);
   } else {
     p.label = kNaN;
   }
@@ -336,20 +344,25 @@ void ReadDelimited(std::string_view text, const std::filesystem::path& path,
   }
 }
 
+// nlohmann::json's message made safe to quote: its "last read" fragment may hold raw bytes.
+std::string JsonMessage(const nlohmann::json::exception& e) { return EscapeForMessage(e.what()); }
+
 SentencePair PairFromJson(std::string_view line, const PairFileOptions& o, const std::string& where,
                           int64_t line_number, std::optional<bool>* labelled) {
   CheckUtf8(line, where, "line");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw FormatError(where + ": invalid JSON: " + e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // 406: a number beyond double, e.g. 1e400
+    throw FormatError(where + ": number out of range: " + JsonMessage(e));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(where + ": invalid JSON: " + JsonMessage(e));
   }
   if (!j.is_object()) throw FormatError(where + ": expected a JSON object");
   const auto text = [&](const std::string& key) {
     const auto it = j.find(key);
-    if (it == j.end()) throw DataError(where + ": no key '" + key + "'");
-    if (!it->is_string()) throw DataError(where + ": '" + key + "' is not a string");
+    if (it == j.end()) throw DataError(where + ": no key " + Quoted(key));
+    if (!it->is_string()) throw DataError(where + ": " + Quoted(key) + " is not a string");
     return CheckedSentence(it->get_ref<const std::string&>(), where, key);
   };
   SentencePair p;
@@ -369,14 +382,23 @@ SentencePair PairFromJson(std::string_view line, const PairFileOptions& o, const
       p.label = kNaN;
       return p;
     }
-    throw DataError(where + ": no key '" + o.label_column + "'");
+    throw DataError(where + ": no key " + Quoted(o.label_column));
   }
-  if (!**labelled) throw DataError(where + ": '" + o.label_column + "' present in some rows only");
-  if (!label->is_number()) throw DataError(where + ": '" + o.label_column + "' is not a number");
+  if (!**labelled) {
+    throw DataError(where + ": " + Quoted(o.label_column) + " present in some rows only");
+  }
+  if (!label->is_number()) {
+    throw DataError(where + ": " + Quoted(o.label_column) + " is " +
+                    Quoted(label->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)) +
+                    ", not a number");
+  }
   p.label = label->get<double>();
-  if (!std::isfinite(p.label)) throw DataError(where + ": '" + o.label_column + "' is not finite");
+  if (!std::isfinite(p.label)) {
+    throw DataError(where + ": " + Quoted(o.label_column) + " is not finite");
+  }
   CheckLabelRange(p.label, o.label_min.value_or(-INFINITY), o.label_max.value_or(INFINITY), where,
                   o.label_column);
+  CheckLabelType(p.label, o, where);
   return p;
 }
 
@@ -494,7 +516,7 @@ PairDataset ReadPairFile(const std::filesystem::path& path, const PairFileOption
     ReadDelimited(text, path, options, format == PairFileFormat::kCsv, d);
   }
   ThrowIfNoPairs(d);
-  d.binary = d.has_labels && AllBinary(d.pairs);
+  d.binary = d.has_labels && options.label_type != PairLabelType::kScore && AllBinary(d.pairs);
   return d;
 }
 

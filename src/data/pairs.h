@@ -54,6 +54,11 @@ PairDataset ReadStsb(const std::filesystem::path& path, const ReadOptions& optio
 
 enum class PairFileFormat { kAuto, kTsv, kCsv, kJsonl };
 
+// How a generic file's labels are read: kAuto = binary when every label is 0 or 1, else graded
+// scores; kBinary = every label must be 0 or 1 (a DataError naming the line otherwise); kScore =
+// graded scores, never given the binary metrics even where every label happens to be 0 or 1.
+enum class PairLabelType { kAuto, kBinary, kScore };
+
 struct PairFileOptions {
   ReadOptions read;
   PairFileFormat format = PairFileFormat::kAuto;  // kAuto: by extension .tsv / .csv / .jsonl
@@ -65,11 +70,14 @@ struct PairFileOptions {
   std::string id_column = "id";
   // Inclusive bounds on labels; a label outside is a DataError.
   std::optional<double> label_min, label_max;
+  PairLabelType label_type = PairLabelType::kAuto;
 };
 
 // A generic pair file with a header row: TSV split on '\t' with no quoting (like GLUE), CSV with
 // RFC 4180 quoting ("" escapes a quote; quoted fields may hold commas and newlines), or JSONL with
-// one object per line. Blank lines are malformed rows. Extra columns/keys are ignored.
+// one object per line. Blank lines are malformed rows. Extra columns/keys are ignored. Every JSON
+// error (syntax, a number beyond double such as 1e400, a wrong type) is a FormatError or
+// DataError naming the line, never a raw nlohmann exception, and skip_malformed skips it.
 PairDataset ReadPairFile(const std::filesystem::path& path, const PairFileOptions& options = {});
 
 // Loads a split of a known task from data_dir (the folder holding mrpc/ and stsb/):

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace rwkv_embed {
 
@@ -45,7 +46,8 @@ std::string ErrnoText() { return std::strerror(errno); }
 
 [[noreturn]] void FailTensor(const std::filesystem::path& file, const std::string& tensor,
                              const std::string& what) {
-  throw FormatError("safetensors file " + Quote(file) + ", tensor '" + tensor + "': " + what);
+  throw FormatError("safetensors file " + Quote(file) + ", tensor '" + EscapeForMessage(tensor) +
+                    "': " + what);
 }
 
 std::optional<DType> ParseDType(std::string_view s) {
@@ -89,10 +91,11 @@ TensorView ParseEntry(const std::filesystem::path& file, const std::string& name
   const std::string dtype_name = dtype.get<std::string>();
   if (dtype_name.starts_with("F8")) {
     FailTensor(file, name,
-               "unsupported dtype '" + dtype_name + "' (8-bit floats are not supported)");
+               "unsupported dtype '" + EscapeForMessage(dtype_name, 40) +
+                   "' (8-bit floats are not supported)");
   }
   const std::optional<DType> parsed = ParseDType(dtype_name);
-  if (!parsed) FailTensor(file, name, "unknown dtype '" + dtype_name + "'");
+  if (!parsed) FailTensor(file, name, "unknown dtype '" + EscapeForMessage(dtype_name, 40) + "'");
   t.dtype = *parsed;
 
   const Json& shape = e["shape"];
@@ -196,7 +199,8 @@ Json ReadJsonFile(const std::filesystem::path& path, const char* what) {
   try {
     return Json::parse(ss.str());
   } catch (const Json::exception& ex) {
-    throw FormatError(std::string(what) + " " + Quote(path) + " is not valid JSON: " + ex.what());
+    throw FormatError(std::string(what) + " " + Quote(path) +
+                      " is not valid JSON: " + EscapeForMessage(ex.what()));
   }
 }
 
@@ -349,7 +353,7 @@ SafetensorsFile SafetensorsFile::Open(const std::filesystem::path& path) {
   try {
     header = Json::parse(header_chars, header_chars + header_len, callback);
   } catch (const Json::exception& ex) {
-    FailFormat(file, std::string("header is not valid JSON: ") + ex.what());
+    FailFormat(file, "header is not valid JSON: " + EscapeForMessage(ex.what()));
   }
   if (!header.is_object()) FailFormat(file, "header is not a JSON object");
   if (!duplicate.empty()) FailTensor(file, duplicate, "appears twice in the header");
@@ -360,7 +364,7 @@ SafetensorsFile SafetensorsFile::Open(const std::filesystem::path& path) {
       if (!entry.is_object()) FailFormat(file, "__metadata__ is not a JSON object");
       for (const auto& [key, value] : entry.items()) {
         if (!value.is_string())
-          FailFormat(file, "__metadata__ value '" + key + "' is not a string");
+          FailFormat(file, "__metadata__ value '" + EscapeForMessage(key) + "' is not a string");
         st.metadata_[key] = value.get<std::string>();
       }
       continue;
@@ -440,8 +444,8 @@ TensorStore TensorStore::Open(const std::filesystem::path& path) {
     for (const auto& [tensor, shard] : weight_map.items()) {
       const SafetensorsFile& f = store.files_[shard_index.at(shard.get<std::string>()).second];
       if (f.Find(tensor) == nullptr) {
-        throw FormatError("index " + Quote(target) + " maps tensor '" + tensor + "' to shard " +
-                          Quote(f.path()) + ", which does not hold it");
+        throw FormatError("index " + Quote(target) + " maps tensor '" + EscapeForMessage(tensor) +
+                          "' to shard " + Quote(f.path()) + ", which does not hold it");
       }
     }
   }

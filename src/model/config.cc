@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace rwkv_embed {
 namespace {
@@ -54,7 +55,7 @@ Rwkv6Config Rwkv6Config::FromJsonFile(const std::filesystem::path& path) {
   try {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    throw FormatError(path.string() + ": invalid JSON: " + e.what());
+    throw FormatError(path.string() + ": invalid JSON: " + EscapeForMessage(e.what()));
   }
   if (!j.is_object()) throw FormatError(path.string() + ": expected a JSON object");
   if (j.contains("model_type") && j["model_type"] != "rwkv6") {

@@ -37,6 +37,11 @@ class Rwkv6Model : public SequenceModel {
   double FlopsPerToken() const override;
   size_t checkpoint_bytes() const override { return weights_->checkpoint_bytes(); }
   bool random_weights() const override { return config().random_weights; }
+  // x, the LN output, five mixed inputs, r/k/v/g/w, LoRA and WKV output: about 11 [N, C] float
+  // matrices, plus the channel-mix key [N, F].
+  int64_t ScratchBytesPerToken() const override {
+    return 44 * config().hidden_size + 4 * config().intermediate_size + 8;
+  }
   std::optional<std::string> FindNonFiniteWeight() const override {
     return weights_->FindNonFiniteWeight();
   }

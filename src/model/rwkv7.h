@@ -43,6 +43,11 @@ class Rwkv7Model : public SequenceModel {
   double FlopsPerToken() const override;
   size_t checkpoint_bytes() const override { return weights_->checkpoint_bytes(); }
   bool random_weights() const override { return config().random_weights; }
+  // Rwkv7Workspace: 14 [N, C] float matrices, the LoRA hidden [N, D <= C] and the channel-mix
+  // key [N, F].
+  int64_t ScratchBytesPerToken() const override {
+    return 60 * config().hidden_size + 4 * config().intermediate_size + 8;
+  }
   std::optional<std::string> FindNonFiniteWeight() const override {
     return weights_->FindNonFiniteWeight();
   }

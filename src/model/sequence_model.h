@@ -99,6 +99,9 @@ class SequenceModel {
   virtual int64_t ProjectionParams() const = 0;
   virtual double FlopsPerToken() const = 0;
   virtual size_t checkpoint_bytes() const = 0;
+  // Scratch a forward pass needs per batch token (activations of one block), for checking a batch
+  // size against memory before it is allocated.
+  virtual int64_t ScratchBytesPerToken() const = 0;
   virtual bool random_weights() const = 0;
   // The first NaN/Inf among the weights, in forward order, as "tensor 'NAME' in FILE has a
   // non-finite value at element N"; nullopt when all are finite. Reads every weight: for

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace rwkv_embed::report {
 namespace {
@@ -51,6 +52,12 @@ std::string Num(double v) {
   return buf;
 }
 
+// The script's output: <stem>.svg, unless the caller sets `outfile` (gnuplot -e), as Finish does
+// to draw into a .partial that is renamed when gnuplot succeeded.
+std::string OutputLines(const std::string& stem) {
+  return "if (!exists('outfile')) outfile = '" + stem + ".svg'\nset output outfile\n";
+}
+
 // Runs a shell command, returning its exit status and combined output.
 int Capture(const std::string& command, std::string* output) {
   FILE* p = popen((command + " 2>&1").c_str(), "r");
@@ -75,9 +82,15 @@ PlotFiles Finish(const std::filesystem::path& out_dir, const std::string& stem,
                 ".gp` in that folder to draw " + stem + ".svg";
     return f;
   }
-  f.message = RunGnuplot(f.script);
-  f.rendered = f.message.empty() && std::filesystem::exists(f.svg);
-  if (f.message.empty() && !f.rendered) f.message = "gnuplot wrote no " + f.svg.string();
+  // Drawn into .partial and renamed: a failed or killed gnuplot never leaves a truncated SVG.
+  PartialFile svg(f.svg);
+  f.message = RunGnuplot(f.script, svg.path().filename().string());
+  if (f.message.empty() && std::filesystem::exists(svg.path())) {
+    svg.Commit();
+    f.rendered = true;
+  } else if (f.message.empty()) {
+    f.message = "gnuplot wrote no " + svg.path().string();
+  }
   return f;
 }
 
@@ -88,13 +101,15 @@ bool GnuplotAvailable() {
   return Capture(ShellQuote(GnuplotProgram()) + " --version", &out) == 0;
 }
 
-std::string RunGnuplot(const std::filesystem::path& script) {
+std::string RunGnuplot(const std::filesystem::path& script, const std::string& output) {
   const std::filesystem::path dir =
       script.has_parent_path() ? script.parent_path() : std::filesystem::path(".");
   std::string out;
   // Scripts name their files relative to their own folder, so the folder can be moved.
+  const std::string set_output =
+      output.empty() ? "" : " -e " + ShellQuote("outfile = " + GpString(output));
   const int rc = Capture("cd " + ShellQuote(dir.string()) + " && " + ShellQuote(GnuplotProgram()) +
-                             " " + ShellQuote(script.filename().string()),
+                             set_output + " " + ShellQuote(script.filename().string()),
                          &out);
   if (rc == 0) return "";
   return "gnuplot failed on " + script.string() + " (exit " + std::to_string(rc) + "): " + out;
@@ -164,8 +179,7 @@ PlotFiles PlotLayerSweep(const TaskResults& task, const std::vector<std::string>
   plot << "# Spearman vs. layer for " << task.task << "; drawn from " << stem << ".dat\n"
        << "set terminal svg size " << 80 + 430 * n
        << ",520 dynamic noenhanced font 'Sans,12' background rgb 'white'\n"
-       << "set output '" << stem << ".svg'\n"
-       << "set grid\nset key top right font ',10' samplen 3 opaque box\n"
+       << OutputLines(stem) << "set grid\nset key top right font ',10' samplen 3 opaque box\n"
        << "set bmargin 6\n"
        << "set xrange [" << Num(x0) << ":" << Num(x1) << "]\n"
        << "set yrange [" << Num(y_lo) << ":" << Num(y_hi) << "]\n"
@@ -211,7 +225,7 @@ PlotFiles PlotCosts(const TaskResults& task, const std::string& split,
        << ".dat\n"
        << "set terminal svg size 960,460 dynamic noenhanced font 'Sans,12' background rgb "
           "'white'\n"
-       << "set output '" << stem << ".svg'\n"
+       << OutputLines(stem)
        << "set style fill solid 0.7 border -1\nset boxwidth 0.6\nset grid ytics\nunset key\n"
        << "set xrange [-0.6:" << n - 0.4 << "]\n"
        << "set multiplot layout 1,2 title "

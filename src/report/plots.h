@@ -22,8 +22,9 @@ struct PlotFiles {
 bool GnuplotAvailable();
 
 // Runs gnuplot on `script`; returns "" on success, else a message (absent program, exit status
-// and stderr).
-std::string RunGnuplot(const std::filesystem::path& script);
+// and stderr). A non-empty `output` (a file name relative to the script's folder) replaces the
+// script's default <stem>.svg.
+std::string RunGnuplot(const std::filesystem::path& script, const std::string& output = "");
 
 // Spearman with its 95% CI against layer (our numbering on x, HF index in the tick labels) for
 // each split of the layered methods (RWKV, random control), and each single-layer baseline

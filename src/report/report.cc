@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace rwkv_embed::report {
 namespace {
@@ -263,18 +264,15 @@ void WriteText(const std::string& text, const std::filesystem::path& path) {
     if (ec)
       throw IoError("cannot create folder " + path.parent_path().string() + ": " + ec.message());
   }
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw IoError("cannot write " + path.string());
-  out << text;
-  out.flush();
-  if (!out) throw IoError("error writing " + path.string());
+  WriteFileAtomically(path, text);  // <path>.partial, renamed when complete
 }
 
 void WriteJson(const json& j, const std::filesystem::path& path) {
   if (HasNonFinite(j)) {
     throw NumericError("refusing to write " + path.string() + ": it would contain NaN or Inf");
   }
-  WriteText(j.dump(2) + "\n", path);
+  // Invalid UTF-8 (a path given on the command line) is replaced, never a json::type_error.
+  WriteText(j.dump(2, ' ', false, json::error_handler_t::replace) + "\n", path);
 }
 
 std::string QualitativeTable(const TaskResults& task, const std::string& split, size_t n,
@@ -331,7 +329,10 @@ std::string MarkdownReport(const std::vector<TaskResults>& tasks, const RunInfo&
   md << "| started (UTC) | " << run.started_at << " |\n";
   md << "| evaluation time | " << Fixed(run.evaluation_seconds, 1) << " s |\n";
   for (const auto& [k, v] : run.settings.items()) {
-    md << "| " << k << " | " << Cell(v.is_string() ? v.get<std::string>() : v.dump()) << " |\n";
+    md << "| " << k << " | "
+       << Cell(v.is_string() ? v.get<std::string>()
+                             : v.dump(-1, ' ', false, json::error_handler_t::replace))
+       << " |\n";
   }
   md << "\n";
 

@@ -63,8 +63,9 @@ nlohmann::json ScoreObject(const eval::MethodResult& method, const eval::SplitRe
 // scores{split:[score objects]}, comparisons, subset_spread, costs}.
 nlohmann::json TaskJson(const TaskResults& task, const RunInfo& run);
 
-// Writes pretty JSON, creating parent folders. NumericError if `j` holds a non-finite number
-// (cannot happen for TaskJson output; a guard against future fields), IoError on failure.
+// Writes pretty JSON atomically (WriteText), creating parent folders. NumericError if `j` holds a
+// non-finite number (cannot happen for TaskJson output; a guard against future fields), IoError on
+// failure.
 void WriteJson(const nlohmann::json& j, const std::filesystem::path& path);
 
 // The qualitative table: the first `n` pairs of `split` with their label and each method's cosine
@@ -79,7 +80,8 @@ std::string QualitativeTable(const TaskResults& task, const std::string& split, 
 std::string MarkdownReport(const std::vector<TaskResults>& tasks, const RunInfo& run,
                            const std::vector<std::string>& plots);
 
-// Writes text to a file (IoError naming it on failure), creating parent folders.
+// Writes text to a file through <path>.partial renamed when complete (io/atomic_file.h), creating
+// parent folders; IoError naming it on failure.
 void WriteText(const std::string& text, const std::filesystem::path& path);
 
 }  // namespace rwkv_embed::report

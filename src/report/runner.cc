@@ -134,16 +134,38 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
     TaskData d;
     TaskResults tr;
     tr.task = plan.task;
-    for (const std::string& split : plan.splits) {
-      d.splits.push_back(LoadTask(plan.task, split, o.data_dir, o.seed));
-      files[plan.task + "/" + split] = d.splits.back().source.string();
+    if (!plan.pair_file.empty()) {
+      if (plan.splits.size() != 1) throw UsageError("a pair file is scored as exactly one split");
+      d.splits.push_back(ReadPairFile(plan.pair_file, plan.pair_options));
+      d.splits.back().task = plan.task;
+      d.splits.back().split = plan.splits[0];
+      files[plan.task + "/" + plan.splits[0]] = plan.pair_file.string();
       tr.samples.push_back(d.splits.back());
+      if (!plan.fit_pair_file.empty()) {
+        d.fit = ReadPairFile(plan.fit_pair_file, plan.pair_options);
+        d.fit->task = plan.task;
+        d.fit->split = "fit";
+        files[plan.task + "/fit"] = plan.fit_pair_file.string();
+      }
+    } else {
+      for (const std::string& split : plan.splits) {
+        d.splits.push_back(LoadTask(plan.task, split, o.data_dir, o.seed));
+        files[plan.task + "/" + split] = d.splits.back().source.string();
+        tr.samples.push_back(d.splits.back());
+      }
+      if (!plan.fit_split.empty()) {
+        d.fit = LoadTask(plan.task, plan.fit_split, o.data_dir, o.seed);
+        files[plan.task + "/fit:" + plan.fit_split] = d.fit->source.string();
+      }
     }
-    if (!plan.fit_split.empty()) {
-      d.fit = LoadTask(plan.task, plan.fit_split, o.data_dir, o.seed);
-      files[plan.task + "/fit:" + plan.fit_split] = d.fit->source.string();
+    for (const PairDataset* p : {&d.splits.front(), d.fit ? &*d.fit : nullptr}) {
+      if (p != nullptr && p->skipped_rows > 0) {
+        run.notes.push_back(std::to_string(p->skipped_rows) + " malformed rows of " +
+                            p->source.string() + " were skipped (skip_malformed)");
+      }
     }
-    Log(o, "data: " + plan.task + " loaded from " + o.data_dir.string());
+    Log(o, "data: " + plan.task + " loaded from " +
+               (plan.pair_file.empty() ? o.data_dir.string() : plan.pair_file.string()));
     data.push_back(std::move(d));
     out.tasks.push_back(std::move(tr));
   }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "baselines/word_tokenizer.h"
+#include "data/pairs.h"
 #include "kernels/gemm.h"
 #include "pooling/pooling.h"
 #include "report/report.h"
@@ -22,9 +23,14 @@
 namespace rwkv_embed::report {
 
 struct TaskPlan {
-  std::string task;                 // "mrpc" | "stsb"
+  std::string task;                 // "mrpc" | "stsb" (or any name, with pair_file)
   std::vector<std::string> splits;  // scored: train | train-N | dev | test
   std::string fit_split = "train";  // thresholds, SIF fitting and subsets; "" = none
+  // A generic pair file (ReadPairFile: TSV, CSV or JSONL) scored as the one split `splits[0]`
+  // instead of a split of data_dir; `fit_pair_file`, if given, is the fitting split (thresholds,
+  // SIF, subsets) instead of fit_split.
+  std::filesystem::path pair_file = {}, fit_pair_file = {};
+  PairFileOptions pair_options = {};
 };
 
 struct RunOptions {

@@ -271,24 +271,25 @@ WorldTokenizer WorldTokenizer::FromVocabText(std::string_view text, std::string_
     const size_t first_space = line.find(' ');
     const size_t last_space = line.rfind(' ');
     if (first_space == std::string_view::npos || first_space == last_space) {
-      fail("expected `ID <python literal> BYTE_LENGTH`, got `" + std::string(line) + "`");
+      fail("expected `ID <python literal> BYTE_LENGTH`, got `" + EscapeForMessage(line) + "`");
     }
     int64_t id = 0;
     const std::string_view id_field = line.substr(0, first_space);
     if (!ParseDecimal(id_field, kMaxId, id)) {
-      fail("id `" + std::string(id_field) + "` is not an integer in [1, " + std::to_string(kMaxId) +
-           "]");
+      fail("id `" + EscapeForMessage(id_field, 40) + "` is not an integer in [1, " +
+           std::to_string(kMaxId) + "]");
     }
     if (id == 0) fail("id 0 is reserved for end-of-text and must not be in the vocabulary");
     int64_t length = 0;
     const std::string_view length_field = line.substr(last_space + 1);
     if (!ParseDecimal(length_field, int64_t{1} << 20, length)) {
-      fail("byte length `" + std::string(length_field) + "` is not a non-negative integer");
+      fail("byte length `" + EscapeForMessage(length_field, 40) +
+           "` is not a non-negative integer");
     }
     const std::string_view literal = line.substr(first_space + 1, last_space - first_space - 1);
     if (std::string why = ParsePythonLiteral(literal, bytes); !why.empty()) fail(why);
     if (static_cast<int64_t>(bytes.size()) != length) {
-      fail("literal " + std::string(literal) + " has " + std::to_string(bytes.size()) +
+      fail("literal " + EscapeForMessage(literal) + " has " + std::to_string(bytes.size()) +
            " bytes but the line says " + std::to_string(length));
     }
     if (bytes.empty()) fail("empty token");
@@ -299,7 +300,7 @@ WorldTokenizer WorldTokenizer::FromVocabText(std::string_view text, std::string_
            ")");
     }
     if (auto [it, inserted] = line_of_bytes.emplace(bytes, line_no); !inserted) {
-      fail("duplicate token " + std::string(literal) + " (first on line " +
+      fail("duplicate token " + EscapeForMessage(literal) + " (first on line " +
            std::to_string(it->second) + ")");
     }
     max_id = std::max(max_id, id32);
