@@ -70,7 +70,7 @@ std::unique_ptr<EmbeddingRwkvEmbedder> LoadEmbeddingRwkv(const EmbeddingRwkvArgs
   EmbeddingRwkvOptions o;
   o.eos_mode = ParseEosMode(a.eos_mode);
   if (a.role != "query" && a.role != "document") {
-    throw UsageError("--role must be query or document");
+    throw UsageError("--role '" + a.role + "': expected query or document");
   }
   if (!a.task.empty()) {
     const TaskInstruction& t = FindTaskInstruction(a.task);
