@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "common.h"
 #include "core/error.h"
+#include "embed_rwkv_args.h"
 #include "io/atomic_file.h"
 #include "io/npy.h"
 #include "model/layer_spec.h"
@@ -28,6 +29,7 @@ struct EmbedArgs {
   // Sentences per Embed call: bounds the embeddings held in memory ([layers, chunk, C]) while
   // the output file is written piecewise.
   int64_t chunk_sentences = 4096;
+  EmbeddingRwkvArgs embedding_rwkv;
 };
 
 // Appends one JSON line per sentence of a chunk whose first sentence is `first`.
@@ -98,12 +100,27 @@ int RunEmbed(const EmbedArgs& a) {
   if (a.tokenizer == "bytes" && !a.vocab.empty()) {
     throw UsageError("--vocab is for the World tokenizer; --tokenizer bytes needs none");
   }
-  auto embedder =
-      RwkvEmbedder::Load(a.model, a.vocab, options, load,
-                         a.tokenizer == "bytes" ? TokenizerKind::kBytes : TokenizerKind::kWorld);
-  request.layers = ParseLayerSpec(a.layers, embedder->layer_numbering(), a.hf_index);
+  // An EmbeddingRWKV checkpoint gives its task head's embedding unless --layers/--pooling ask
+  // for the backbone's hidden states.
+  std::unique_ptr<Embedder> owner;
+  RwkvEmbedder* rwkv = nullptr;  // runs the batches (the backbone, for EmbeddingRWKV)
+  if (UseEmbeddingRwkv(a.embedding_rwkv, a.model)) {
+    if (a.tokenizer != "world") throw UsageError("EmbeddingRWKV uses the World tokenizer");
+    auto e = LoadEmbeddingRwkv(a.embedding_rwkv, a.model, a.vocab, options, load);
+    rwkv = &e->backbone();
+    request.layers = {0};
+    owner = std::move(e);
+  } else {
+    auto e =
+        RwkvEmbedder::Load(a.model, a.vocab, options, load,
+                           a.tokenizer == "bytes" ? TokenizerKind::kBytes : TokenizerKind::kWorld);
+    request.layers = ParseLayerSpec(a.layers, e->layer_numbering(), a.hf_index);
+    rwkv = e.get();
+    owner = std::move(e);
+  }
+  Embedder* embedder = owner.get();
   if (ProgressWanted(a.progress)) {
-    embedder->options().progress = [t0](int64_t done, int64_t total, int64_t tokens) {
+    rwkv->options().progress = [t0](int64_t done, int64_t total, int64_t tokens) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::fprintf(stderr, "\rembed: %lld/%lld sentences, %lld tokens, %.0f tokens/s",
                    static_cast<long long>(done), static_cast<long long>(total),
@@ -124,11 +141,11 @@ int RunEmbed(const EmbedArgs& a) {
     if (!jsonl) throw IoError("cannot write " + out.path().string());
   }
   int64_t tokens = 0;
-  const auto progress = embedder->options().progress;
+  const auto progress = rwkv->options().progress;
   for (int64_t first = 0; first < n; first += a.chunk_sentences) {
     const int64_t count = std::min(a.chunk_sentences, n - first);
     if (progress) {
-      embedder->options().progress = [&](int64_t done, int64_t, int64_t tok) {
+      rwkv->options().progress = [&](int64_t done, int64_t, int64_t tok) {
         progress(first + done, n, tokens + tok);
       };
     }
@@ -168,7 +185,9 @@ Command RegisterEmbed(CLI::App& app) {
                   "model folder (config.json, model.safetensors) or checkpoint file; RWKV-6 or "
                   "RWKV-7, recognised from config.json or the tensor names")
       ->required();
-  sub->add_option("--vocab", a->vocab, "vocabulary file (default: MODEL/rwkv_vocab_v20230424.txt)");
+  sub->add_option("--vocab", a->vocab,
+                  "vocabulary file (default: rwkv_vocab_v20230424.txt beside the model, then "
+                  "$RWKV_EMBED_VOCAB, then the installed copy)");
   sub->add_option("--tokenizer", a->tokenizer,
                   "world (RWKV World vocabulary) | bytes (id = UTF-8 byte, for byte-level models)")
       ->capture_default_str();
@@ -176,16 +195,22 @@ Command RegisterEmbed(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--output", a->output, "OUT.npy (float32 [layers, N, C]) or OUT.jsonl")
       ->required();
-  sub->add_option("--layers", a->layers,
-                  "layers: all | final | blocks | list/ranges like 1,3,5 or 0-4 "
-                  "(0 = after pre_ln, k = block k, L+1 = after ln_out)")
-      ->capture_default_str();
+  a->embedding_rwkv.layers_option =
+      sub->add_option(
+             "--layers", a->layers,
+             "layers: all | final | blocks | list/ranges like 1,3,5 or 0-4 "
+             "(0 = after pre_ln, k = block k, L+1 = after ln_out). On an EmbeddingRWKV "
+             "checkpoint, giving --layers or --pooling selects the backbone's hidden states "
+             "(as for any RWKV model); without both, the output is the task head's "
+             "embedding, [1, N, C]")
+          ->capture_default_str();
   sub->add_flag("--hf-index", a->hf_index,
                 "read --layers as HF hidden_states indices (RWKV-6: HF i = our layer i+1; RWKV-7: "
                 "HF i = our i for i < L, HF L = our L+1)");
-  sub->add_option("--pooling", a->pooling,
-                  "mean | max | first | last | weighted-mean | mean-sqrt-len")
-      ->capture_default_str();
+  a->embedding_rwkv.pooling_option =
+      sub->add_option("--pooling", a->pooling,
+                      "mean | max | first | last | weighted-mean | mean-sqrt-len")
+          ->capture_default_str();
   sub->add_option("--normalize", a->normalize, "none | l2 (applied after pooling)")
       ->capture_default_str();
   sub->add_option("--batch-tokens", a->batch_tokens, "tokens per forward pass")
@@ -203,6 +228,7 @@ Command RegisterEmbed(CLI::App& app) {
                 "scan every weight for NaN/Inf before embedding (reads the whole file)");
   sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");
   AddThreadsOption(sub, &a->threads);
+  AddEmbeddingRwkvOptions(sub, a->embedding_rwkv);
   return {sub, [a] { return RunEmbed(*a); }};
 }
 

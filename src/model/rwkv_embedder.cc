@@ -31,14 +31,10 @@ std::unique_ptr<RwkvEmbedder> RwkvEmbedder::Load(const std::filesystem::path& mo
   if (kind == TokenizerKind::kBytes) {
     tokenizer = std::make_shared<ByteTokenizer>();
   } else {
-    // Default: the vocabulary beside the weights (in the folder, or next to a checkpoint file).
-    const auto folder =
-        std::filesystem::is_directory(model_dir) ? model_dir : model_dir.parent_path();
-    const auto vocab_path = vocab.empty() ? folder / kWorldVocabFile : vocab;
+    const auto vocab_path = vocab.empty() ? FindWorldVocab(model_dir) : vocab;
     if (!std::filesystem::exists(vocab_path)) {
       throw IoError("vocabulary not found: " + vocab_path.string() +
-                    " (HF RWKV folders ship rwkv_vocab_v20230424.txt; pass --vocab FILE, or "
-                    "--tokenizer bytes for a byte-level model)");
+                    " (the file given as --vocab; --tokenizer bytes for a byte-level model)");
     }
     tokenizer = std::make_shared<WorldTokenizer>(WorldTokenizer::FromVocabFile(vocab_path));
     vocab_name = "vocabulary " + vocab_path.string();
@@ -80,14 +76,15 @@ std::string LayerName(int layer, int num_blocks) {
 // carried from one batch to the next.
 class Packer {
  public:
-  Packer(const std::vector<std::vector<int32_t>>& ids, int64_t budget)
-      : ids_(ids), budget_(budget) {}
+  // At most `max_pieces` pieces per batch.
+  Packer(const std::vector<std::vector<int32_t>>& ids, int64_t budget, int64_t max_pieces)
+      : ids_(ids), budget_(budget), max_pieces_(max_pieces) {}
 
   // The pieces of the next batch, in sentence order; empty when every token is packed.
   std::vector<Piece> Next() {
     std::vector<Piece> pieces;
     int64_t room = budget_;
-    while (room > 0 && SkipEmpty()) {
+    while (room > 0 && static_cast<int64_t>(pieces.size()) < max_pieces_ && SkipEmpty()) {
       const int64_t len = Length(next_);
       const int64_t take = std::min(room, len - pos_);
       pieces.push_back({next_, pos_, pos_ + take});
@@ -113,7 +110,7 @@ class Packer {
   }
 
   const std::vector<std::vector<int32_t>>& ids_;
-  int64_t budget_;
+  int64_t budget_, max_pieces_;
   int64_t next_ = 0, pos_ = 0;
 };
 
@@ -124,12 +121,16 @@ class Packer {
 class RwkvEmbedder::Run {
  public:
   Run(const RwkvEmbedder& e, const EmbedRequest& request, EmbedResult& result,
-      std::vector<std::vector<int32_t>> ids)
+      std::vector<std::vector<int32_t>> ids, const TokenEmbedOptions& token_options,
+      std::vector<SequenceState>* final_states)
       : e_(e),
         request_(request),
         result_(result),
         ids_(std::move(ids)),
-        packer_(ids_, e.options_.batch_tokens),
+        token_options_(token_options),
+        final_states_(final_states),
+        packer_(ids_, e.options_.batch_tokens,
+                token_options.initial_state.empty() ? ids_.size() + 1 : kMaxSequencesWithState),
         C_(e.Dim()) {
     slot_.assign(e.model_->num_layer_taps(), -1);
     for (size_t i = 0; i < result.layers.size(); ++i) slot_[result.layers[i]] = static_cast<int>(i);
@@ -153,6 +154,12 @@ class RwkvEmbedder::Run {
  private:
   bool Whole(const Piece& p) const { return p.begin == 0 && p.end == packer_.Length(p.sentence); }
   bool Ends(const Piece& p) const { return p.end == packer_.Length(p.sentence); }
+  // The positions of `sentence` to pool; nullptr = every token.
+  const std::vector<int64_t>* Selected(int64_t sentence) const {
+    const auto& sel = token_options_.pool_positions;
+    if (sel.empty() || sel[sentence].empty()) return nullptr;
+    return &sel[sentence];
+  }
 
   // Runs one batch; returns its token count.
   int64_t Batch(const std::vector<Piece>& pieces) {
@@ -163,16 +170,26 @@ class RwkvEmbedder::Run {
     }
     // Only the first piece can continue a sentence, and only the last can be cut.
     std::vector<SequenceState> init;
-    if (pieces.front().begin > 0) {
+    if (pieces.front().begin > 0 || !token_options_.initial_state.empty()) {
       init.resize(n_seq);
-      init[0] = std::move(carried_);
+      for (int64_t s = 0; s < n_seq; ++s) {
+        if (pieces[s].begin == 0) init[s] = token_options_.initial_state;
+      }
+      if (pieces.front().begin > 0) init[0] = std::move(carried_);
     }
     const bool cut = !Ends(pieces.back());
-    fwd_.return_states = cut;
-    fwd_.state_sequences = {n_seq - 1};
+    fwd_.state_sequences.clear();
+    for (int64_t s = 0; s < n_seq; ++s) {
+      if ((s == n_seq - 1 && cut) || (final_states_ != nullptr && Ends(pieces[s]))) {
+        fwd_.state_sequences.push_back(s);
+      }
+    }
+    fwd_.return_states = !fwd_.state_sequences.empty();
     std::vector<std::vector<PoolingAccumulator>*> acc(n_seq, nullptr);
     for (int64_t s = 0; s < n_seq; ++s) {
-      if (!Whole(pieces[s])) acc[s] = &Accumulators(pieces[s].sentence);
+      if (!Whole(pieces[s]) || Selected(pieces[s].sentence)) {
+        acc[s] = &Accumulators(pieces[s].sentence);
+      }
     }
 
     std::vector<int> bad_layer(n_seq, -1);  // first requested layer with a NaN/Inf, per piece
@@ -190,7 +207,7 @@ class RwkvEmbedder::Run {
             if (acc[s] == nullptr) {
               Pool(request_.pooling, rows, T, C_, C_, row);
             } else {
-              (*acc[s])[k].Add(rows, T, C_);
+              AddPiece(pieces[s], rows, (*acc[s])[k]);
               if (!Ends(pieces[s])) continue;
               (*acc[s])[k].Finish(row);
             }
@@ -202,14 +219,30 @@ class RwkvEmbedder::Run {
         init);
     for (int64_t s = 0; s < n_seq; ++s) {
       if (bad_layer[s] >= 0) {
-        Fail(pieces[s], init.empty() || s != 0 ? SequenceState{} : init[0], bad_layer[s]);
+        Fail(pieces[s], init.empty() ? SequenceState{} : init[s], bad_layer[s]);
       }
     }
-    for (const Piece& p : pieces) {
-      if (!Whole(p) && Ends(p)) partial_.erase(p.sentence);
+    for (int64_t s = 0; s < n_seq; ++s) {
+      if (acc[s] != nullptr && Ends(pieces[s])) partial_.erase(pieces[s].sentence);
+      if (final_states_ != nullptr && Ends(pieces[s])) {
+        (*final_states_)[pieces[s].sentence] = std::move(fr.states[s]);
+      }
     }
     if (cut) carried_ = std::move(fr.states.back());
     return batch.num_tokens();
+  }
+
+  // Adds the rows of piece `p` ([p.end - p.begin, C]) that are to be pooled.
+  void AddPiece(const Piece& p, const float* rows, PoolingAccumulator& acc) const {
+    const std::vector<int64_t>* sel = Selected(p.sentence);
+    if (sel == nullptr) {
+      acc.Add(rows, p.end - p.begin, C_);
+      return;
+    }
+    for (auto it = std::lower_bound(sel->begin(), sel->end(), p.begin);
+         it != sel->end() && *it < p.end; ++it) {
+      acc.Add(rows + (*it - p.begin) * C_, 1, C_);
+    }
   }
 
   // The pooling accumulators (one per requested layer) of a sentence cut in pieces.
@@ -258,6 +291,8 @@ class RwkvEmbedder::Run {
   const EmbedRequest& request_;
   EmbedResult& result_;
   const std::vector<std::vector<int32_t>> ids_;
+  const TokenEmbedOptions& token_options_;
+  std::vector<SequenceState>* final_states_;  // null unless asked for
   Packer packer_;
   const int64_t C_;
   std::vector<int> slot_;  // layer -> index in result
@@ -269,7 +304,61 @@ class RwkvEmbedder::Run {
 
 EmbedResult RwkvEmbedder::Embed(std::span<const std::string> sentences,
                                 const EmbedRequest& request) {
-  const int64_t n = static_cast<int64_t>(sentences.size()), C = Dim();
+  const int64_t n = static_cast<int64_t>(sentences.size());
+  // Tokenize everything up front (4 bytes per token: a 5 MB line is about 4 MB of ids).
+  std::vector<std::vector<int32_t>> ids(n);
+  for (int64_t i = 0; i < n; ++i) {
+    ValidateUtf8(sentences[i], "sentence " + std::to_string(i));
+    tokenizer_->EncodeAppend(sentences[i], ids[i]);
+  }
+  return EmbedTokens(std::move(ids), request);
+}
+
+namespace {
+
+// UsageError unless every position list is strictly ascending and inside its sentence.
+void CheckPoolPositions(const std::vector<std::vector<int32_t>>& ids,
+                        const std::vector<std::vector<int64_t>>& positions) {
+  if (positions.empty()) return;
+  if (positions.size() != ids.size()) {
+    throw UsageError("pool positions given for " + std::to_string(positions.size()) +
+                     " sentences, expected " + std::to_string(ids.size()));
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const int64_t len = static_cast<int64_t>(ids[i].size());
+    for (size_t j = 0; j < positions[i].size(); ++j) {
+      const int64_t p = positions[i][j];
+      if (p < 0 || p >= len || (j > 0 && p <= positions[i][j - 1])) {
+        throw UsageError("sentence " + std::to_string(i) + ": pool position " + std::to_string(p) +
+                         " is outside its " + std::to_string(len) + " tokens or out of order");
+      }
+    }
+  }
+}
+
+// UsageError unless `state` is empty or shaped like the model's.
+void CheckInitialState(const SequenceModel& model, const SequenceState& state) {
+  if (state.empty()) return;
+  const SequenceState zero = model.ZeroState();
+  bool ok = state.size() == zero.size();
+  for (size_t b = 0; ok && b < zero.size(); ++b) {
+    ok = state[b].time_shift.size() == zero[b].time_shift.size() &&
+         state[b].wkv.size() == zero[b].wkv.size() &&
+         state[b].channel_shift.size() == zero[b].channel_shift.size();
+  }
+  if (!ok)
+    throw UsageError("initial state does not have the model's shape (" + model.Describe() + ")");
+}
+
+}  // namespace
+
+EmbedResult RwkvEmbedder::EmbedTokens(std::vector<std::vector<int32_t>> ids,
+                                      const EmbedRequest& request,
+                                      const TokenEmbedOptions& token_options,
+                                      std::vector<SequenceState>* final_states) {
+  const int64_t n = static_cast<int64_t>(ids.size()), C = Dim();
+  CheckPoolPositions(ids, token_options.pool_positions);
+  CheckInitialState(*model_, token_options.initial_state);
   EmbedResult result;
   result.layers = request.layers.empty() ? Layers() : request.layers;
   std::vector<uint8_t> seen(model_->num_layer_taps(), 0);
@@ -283,16 +372,20 @@ EmbedResult RwkvEmbedder::Embed(std::span<const std::string> sentences,
   }
   for (size_t i = 0; i < result.layers.size(); ++i) result.embeddings.emplace_back(n, C);
   result.empty.assign(n, 0);
-
-  // Tokenize everything up front (4 bytes per token: a 5 MB line is about 4 MB of ids).
-  std::vector<std::vector<int32_t>> ids(n);
   for (int64_t i = 0; i < n; ++i) {
-    ValidateUtf8(sentences[i], "sentence " + std::to_string(i));
-    tokenizer_->EncodeAppend(sentences[i], ids[i]);
     if (ids[i].empty()) result.empty[i] = 1;
     result.tokens += static_cast<int64_t>(ids[i].size());
   }
-  Run(*this, request, result, std::move(ids)).All();
+  if (final_states != nullptr) {
+    final_states->assign(n, {});
+    for (int64_t i = 0; i < n; ++i) {
+      if (ids[i].empty()) {
+        (*final_states)[i] =
+            token_options.initial_state.empty() ? model_->ZeroState() : token_options.initial_state;
+      }
+    }
+  }
+  Run(*this, request, result, std::move(ids), token_options, final_states).All();
   return result;
 }
 

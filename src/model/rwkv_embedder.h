@@ -12,6 +12,7 @@
 #include "core/embedder.h"
 #include "model/sequence_model.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab_search.h"
 
 namespace rwkv_embed {
 
@@ -28,6 +29,18 @@ struct RwkvEmbedderOptions {
   std::function<void(int64_t, int64_t, int64_t)> progress;
 };
 
+// What EmbedTokens adds to Embed, for embedders built on this one (EmbeddingRWKV pools the
+// hidden states at its EOS positions and continues texts from a saved prefix state).
+struct TokenEmbedOptions {
+  // Per sentence, the token positions whose hidden states are pooled (strictly ascending, below
+  // the sentence's length); an empty list, or an empty outer vector, pools every token.
+  std::vector<std::vector<int64_t>> pool_positions;
+  // Every sentence starts from this state instead of zeros (empty = zeros). Batches then hold at
+  // most kMaxSequencesWithState sentences, since each needs its own copy of the state.
+  SequenceState initial_state;
+};
+inline constexpr int64_t kMaxSequencesWithState = 16;
+
 // Which tokenizer Load builds: the RWKV World vocabulary, or byte-level ids (id = UTF-8 byte).
 enum class TokenizerKind { kWorld, kBytes };
 
@@ -37,8 +50,8 @@ class RwkvEmbedder : public Embedder {
                std::shared_ptr<const Tokenizer> tokenizer, RwkvEmbedderOptions options = {});
 
   // Loads the model at `model_dir` (a folder or checkpoint file; the architecture is recognised
-  // by LoadModel) and the tokenizer: World from `vocab` (default rwkv_vocab_v20230424.txt in the
-  // folder, or beside the checkpoint file), or byte-level.
+  // by LoadModel) and the tokenizer: World from `vocab` (default: FindWorldVocab, i.e. beside
+  // the model, then $RWKV_EMBED_VOCAB, then the installed copy), or byte-level.
   static std::unique_ptr<RwkvEmbedder> Load(const std::filesystem::path& model_dir,
                                             const std::filesystem::path& vocab = {},
                                             RwkvEmbedderOptions options = {},
@@ -54,6 +67,13 @@ class RwkvEmbedder : public Embedder {
   // the sentence, that layer, the first non-finite layer and the first non-finite weight).
   // Empty sentences get zero rows and are flagged in EmbedResult::empty.
   EmbedResult Embed(std::span<const std::string> sentences, const EmbedRequest& request) override;
+  // Embed from token ids (ids[i] = sentence i, exactly as fed), with the batching, carried
+  // states and NaN/Inf checks of Embed, plus TokenEmbedOptions. When `final_states` is given it
+  // receives each sentence's state after its last token (the initial state for a sentence without
+  // tokens). UsageError for a bad position list or an initial state of the wrong shape.
+  EmbedResult EmbedTokens(std::vector<std::vector<int32_t>> ids, const EmbedRequest& request,
+                          const TokenEmbedOptions& token_options = {},
+                          std::vector<SequenceState>* final_states = nullptr);
 
   const SequenceModel& model() const { return *model_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
@@ -68,8 +88,5 @@ class RwkvEmbedder : public Embedder {
   std::shared_ptr<const Tokenizer> tokenizer_;
   RwkvEmbedderOptions options_;
 };
-
-// The vocabulary file HF RWKV-6 model folders ship.
-inline constexpr const char* kWorldVocabFile = "rwkv_vocab_v20230424.txt";
 
 }  // namespace rwkv_embed
