@@ -2,6 +2,7 @@
 // dev (and test), STS-B dev/test, every RWKV layer from one forward pass (the study's HF layers
 // 1,3,...,11 reported side by side with its numbers), the GloVe baseline, SIF and the
 // random-weights control — written as OUT/<model>/{mrpc,stsb}.json, report.md and plots/.
+// Several --model values (e.g. an RWKV-6 and an RWKV-7) go side by side into OUT/<a>+<b>/.
 #include <cstdio>
 #include <iostream>
 
@@ -22,8 +23,8 @@ struct ReproduceArgs {
 };
 
 int RunReproduce(const ReproduceArgs& a) {
-  if (a.common.model.empty() || a.common.glove.empty()) {
-    throw UsageError("reproduce needs both --model DIR and --glove FILE");
+  if (a.common.models.empty() || a.common.glove.empty()) {
+    throw UsageError("reproduce needs --model DIR (one or more) and --glove FILE");
   }
   EvalCliArgs c = a.common;
   c.sif = !a.no_sif;
@@ -44,10 +45,7 @@ int RunReproduce(const ReproduceArgs& a) {
       throw UsageError("unknown task '" + task + "' in --tasks (expected mrpc and/or stsb)");
     }
   }
-  const std::string model_name =
-      std::filesystem::path(c.model).lexically_normal().filename().empty()
-          ? std::filesystem::path(c.model).parent_path().filename().string()
-          : std::filesystem::path(c.model).filename().string();
+  const std::string model_name = RunName(c);
   const std::filesystem::path out_dir = std::filesystem::path(a.out) / model_name;
   o.scratch_dir = out_dir;
   report::RunInfo info;
@@ -64,7 +62,7 @@ int RunReproduce(const ReproduceArgs& a) {
       for (const eval::SplitResult& s : m.splits) {
         std::printf("%-5s %-11s %-15s", t.task.c_str(), s.split.c_str(), m.method.c_str());
         for (const eval::LayerResult& l : s.layers) {
-          if (m.num_blocks >= 0) std::printf(" L%d", l.layer);
+          if (m.layered()) std::printf(" L%d", l.layer);
           std::printf(" %.4f", l.spearman);
         }
         std::printf("  (%.2e s/pair)\n", s.SecondsPerPair());
