@@ -103,17 +103,18 @@ std::string RunGnuplot(const std::filesystem::path& script) {
 
 namespace {
 
-// The HF hidden_states index of our layer `layer` when every layered method that has one agrees
-// on it (models of one architecture); nullopt when none has one or they differ (RWKV-6 beside
-// RWKV-7), and the tick shows only our index.
+// The HF hidden_states index of our layer `layer` when every layered method that has the layer
+// gives it the same one (models of one architecture); nullopt otherwise (none has one, or RWKV-6
+// beside RWKV-7), and the tick shows only our index.
 std::optional<int> CommonHfIndex(const TaskResults& task, int layer) {
   std::optional<int> common;
+  bool first = true;
   for (const eval::MethodResult& m : task.methods) {
-    if (!m.layered()) continue;
-    const LayerInfo* info = m.FindLayerInfo(layer);
-    if (info == nullptr || !info->hf_index) continue;
-    if (common && *common != *info->hf_index) return std::nullopt;
+    const LayerInfo* info = m.layered() ? m.FindLayerInfo(layer) : nullptr;
+    if (info == nullptr) continue;
+    if (!first && common != info->hf_index) return std::nullopt;
     common = info->hf_index;
+    first = false;
   }
   return common;
 }
