@@ -1,5 +1,5 @@
-// rwkv-embed init-model: a random-weight RWKV-6 (HF or authors' names) or RWKV-7 (fla or authors' names)
-// checkpoint.
+// rwkv-embed init-model: a random-weight RWKV-6 (HF or authors' names) or RWKV-7 (fla or authors'
+// names) checkpoint.
 #include <iostream>
 
 #include "commands.h"
