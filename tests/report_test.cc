@@ -7,9 +7,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "core/error.h"
+#include "model/layer_spec.h"
 #include "report/plots.h"
 #include "report/runner.h"
 #include "test_util.h"
@@ -19,11 +21,24 @@ namespace {
 
 using nlohmann::json;
 
-eval::LayerResult Layer(int layer, int num_blocks, std::vector<double> cosines, double rho) {
+// What RwkvEmbedder::DescribeLayers gives for a model of this numbering.
+std::vector<LayerInfo> RwkvLayerInfo(const LayerNumbering& n) {
+  std::vector<LayerInfo> out;
+  for (int l = 0; l <= n.last(); ++l) {
+    LayerInfo info{l, n.ShortLabel(l), std::nullopt, n.NoHfReason(l)};
+    if (n.HfIndexOf(l) >= 0) info.hf_index = n.HfIndexOf(l);
+    out.push_back(info);
+  }
+  return out;
+}
+
+eval::LayerResult Layer(int layer, const std::vector<LayerInfo>& info, std::vector<double> cosines,
+                        double rho) {
   eval::LayerResult l;
   l.layer = layer;
-  if (num_blocks >= 0 && layer >= 1) l.hf_layer = layer - 1;
-  l.label = "layer " + std::to_string(layer);
+  l.hf_layer = info[layer].hf_index;
+  l.no_hf_reason = info[layer].no_hf_reason;
+  l.label = info[layer].label;
   l.cosines = std::move(cosines);
   l.spearman = rho;
   l.pearson = rho / 2;
@@ -49,7 +64,9 @@ TaskResults MakeTask() {
   for (int blocks : {3, -1}) {
     eval::MethodResult m;
     m.method = blocks < 0 ? "glove" : "rwkv";
-    m.num_blocks = blocks;
+    m.layer_info = blocks < 0
+                       ? std::vector<LayerInfo>{{0, "glove", std::nullopt, "not a layered model"}}
+                       : RwkvLayerInfo({blocks, HfHiddenStates::kRwkv6});
     m.peak_rss_kib = 2048;
     m.peak_rss_isolated = true;
     for (const std::string split : {"train-1000", "dev"}) {
@@ -65,11 +82,11 @@ TaskResults MakeTask() {
       s.peak_rss_kib = 2048;
       s.threshold_source = "mrpc train (3668 pairs)";
       if (blocks < 0) {
-        s.layers.push_back(Layer(0, -1, {0.9, 0.1}, 0.4));
+        s.layers.push_back(Layer(0, m.layer_info, {0.9, 0.1}, 0.4));
       } else {
         for (int l = 0; l <= 4; ++l) {
           const double rho = l == 2 && split == "dev" ? std::nan("") : 0.1 * l;
-          s.layers.push_back(Layer(l, 3, {0.5 + 0.1 * l, 0.25}, rho));
+          s.layers.push_back(Layer(l, m.layer_info, {0.5 + 0.1 * l, 0.25}, rho));
         }
       }
       metrics::Classification c;
@@ -173,8 +190,9 @@ TEST(ReportMarkdown, StudyTablesSideBySide) {
 }
 
 TEST(ReportMarkdown, QualitativeTableQuotesPairsLabelsAndCosines) {
-  const std::string q = QualitativeTable(MakeTask(), "dev", 5, {2, 4});
-  // The '|' inside a sentence is escaped; columns: rwkv layers 2 and 4, then glove.
+  const std::string q = QualitativeTable(MakeTask(), "dev", 5, {1, 3});
+  // The '|' inside a sentence is escaped; columns: rwkv HF layers 1 and 3 (ours 2 and 4), then
+  // glove.
   EXPECT_NE(q.find("| 1 | A cat sat. | A cat \\| sat. | 1 | 0.7000 | 0.9000 | 0.9000 |"),
             std::string::npos)
       << q;
@@ -182,6 +200,87 @@ TEST(ReportMarkdown, QualitativeTableQuotesPairsLabelsAndCosines) {
             std::string::npos)
       << q;
   EXPECT_EQ(QualitativeTable(MakeTask(), "test", 5, {2}), "");
+}
+
+// MakeTask plus an RWKV-7 model of 3 blocks ("rwkv:seven") and its random control: what
+// `reproduce --model A --model B` produces.
+TaskResults TwoArchitectures() {
+  TaskResults t = MakeTask();
+  eval::MethodResult seven = t.methods[0];
+  seven.method = "rwkv:seven";
+  seven.layer_info = RwkvLayerInfo({3, HfHiddenStates::kRwkv7});
+  for (eval::SplitResult& s : seven.splits) {
+    for (eval::LayerResult& l : s.layers) l = Layer(l.layer, seven.layer_info, l.cosines, 0.05);
+  }
+  eval::MethodResult control = seven;
+  control.method = "random-control:seven";
+  control.control_of = "rwkv:seven";
+  t.methods.push_back(seven);
+  t.methods.push_back(control);
+  return t;
+}
+
+TEST(ReportJson, LayerLabelsAndHfIndicesComeFromEachModel) {
+  const json j = TaskJson(TwoArchitectures(), Info());
+  std::map<std::pair<std::string, int>, json> scores;
+  for (const json& o : j["scores"]["dev"]) scores[{o["method"], o["layer"]}] = o;
+  auto by = [&](const std::string& method, int layer) { return scores[{method, layer}]; };
+  // RWKV-6: HF = ours - 1; layer 0 has none.
+  EXPECT_EQ(by("rwkv", 4)["hf_layer"], 3);
+  EXPECT_EQ(by("rwkv", 4)["layer_label"], "after ln_out");
+  EXPECT_EQ(by("rwkv", 3)["hf_layer"], 2);
+  EXPECT_EQ(by("rwkv", 3)["layer_label"], "block 3");
+  EXPECT_TRUE(by("rwkv", 0)["hf_layer"].is_null());
+  // RWKV-7: HF = ours for 1..L-1, HF L = ours L+1; layers 0 and L have none, each with why.
+  EXPECT_EQ(by("rwkv:seven", 1)["hf_layer"], 1);
+  EXPECT_EQ(by("rwkv:seven", 2)["hf_layer"], 2);
+  EXPECT_EQ(by("rwkv:seven", 4)["hf_layer"], 3);
+  EXPECT_EQ(by("rwkv:seven", 0)["layer_label"], "after pre_norm");
+  for (int l : {0, 3}) {
+    const json& o = by("rwkv:seven", l);
+    EXPECT_TRUE(o["hf_layer"].is_null()) << l;
+    EXPECT_NE(o["null_reasons"]["hf_layer"].get<std::string>().find("RWKV-7"), std::string::npos)
+        << o["null_reasons"].dump();
+  }
+  EXPECT_TRUE(by("glove", 0)["hf_layer"].is_null());
+  // The methods list says which layers each has and what a control stands beside.
+  const json& methods = j["methods"];
+  ASSERT_EQ(methods.size(), 4u);
+  EXPECT_EQ(methods[2]["layers"].size(), 5u);
+  EXPECT_TRUE(methods[2]["layers"][3]["hf_layer"].is_null());
+  EXPECT_EQ(methods[3]["control_of"], "rwkv:seven");
+  EXPECT_TRUE(methods[0]["control_of"].is_null());
+}
+
+TEST(ReportMarkdown, TwoModelsSideBySideEachWithItsOwnHfLayers) {
+  const std::string md = MarkdownReport({TwoArchitectures()}, Info(), {});
+  // The study's HF layer 1 is our layer 2 in RWKV-6 and our layer 1 in RWKV-7.
+  EXPECT_NE(md.find("| RWKV HF layer 1 (ours 2) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| rwkv:seven HF layer 1 (ours 1) | 0.2879 | 0.0500 [-0.050, 0.150] |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| rwkv:seven HF layer 3 (ours 4) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| rwkv:seven (all layers, one pass) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("rwkv:seven has only 3 blocks"), std::string::npos) << md;
+  // Paired tests label layers with each model's own HF index; the control is compared with its
+  // model only when the runner made the comparisons (not here): the sweep lists all four.
+  EXPECT_NE(md.find("| random-control:seven | 3 | — | dev |"), std::string::npos) << md;
+}
+
+TEST(ReportPlots, TicksShowAnHfIndexOnlyWhereEveryModelAgrees) {
+  const auto dir = testing::TempDir();
+  ASSERT_EQ(setenv("RWKV_EMBED_GNUPLOT", "/nonexistent/gnuplot", 1), 0);
+  const PlotFiles f = PlotLayerSweep(TwoArchitectures(), {"dev"}, dir, "two");
+  unsetenv("RWKV_EMBED_GNUPLOT");
+  std::ifstream in(f.script);
+  const std::string gp((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(gp.find("\"4\\n(HF 3)\" 4"), std::string::npos) << gp;  // both: HF 3
+  EXPECT_NE(gp.find("\"2\" 2"), std::string::npos) << gp;           // HF 1 vs HF 2
+  EXPECT_NE(gp.find("\"3\" 3"), std::string::npos) << gp;           // HF 2 vs none
+  // The control is drawn dashed like a control, the RWKV-7 model solid.
+  std::ifstream din(f.data);
+  const std::string dat((std::istreambuf_iterator<char>(din)), {});
+  EXPECT_NE(dat.find("# random-control:seven dev"), std::string::npos);
 }
 
 TEST(ReportPlots, WithoutGnuplotTheDataAndScriptAreStillWritten) {

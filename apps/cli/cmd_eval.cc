@@ -21,14 +21,22 @@ void AddEvalOptions(CLI::App* sub, EvalCliArgs* a) {
                   "folder holding mrpc/ and stsb/ (like ../shared/data)");
   sub->add_option("--glove", a->glove,
                   "word vectors (GloVe/word2vec text) for the averaged baseline");
-  sub->add_option("--model", a->model, "RWKV-6 model folder (config.json, *.safetensors)");
-  sub->add_option("--vocab", a->vocab, "vocabulary file (default: MODEL/rwkv_vocab_v20230424.txt)");
+  sub->add_option("--model", a->models,
+                  "RWKV-6 / RWKV-7 model folder or checkpoint file (.safetensors, .pth); repeat "
+                  "to put several models side by side");
+  sub->add_option("--vocab", a->vocab,
+                  "World vocabulary file (default: rwkv_vocab_v20230424.txt beside the model, "
+                  "else the installed one)");
+  sub->add_option("--tokenizer", a->tokenizer,
+                  "world | bytes (id = UTF-8 byte, for byte-level models such as "
+                  "rwkv.cpp-tiny-rwkv7); applies to every --model")
+      ->capture_default_str();
   sub->add_option("--layers", a->layers,
                   "RWKV layers: all | final | blocks | list/ranges like 1,3,5 or 0-4 (ours: 0 = "
-                  "after pre_ln, k = block k, L+1 = after ln_out)")
+                  "after pre_ln, k = block k, L+1 = after ln_out; `info` lists them)")
       ->capture_default_str();
   sub->add_flag("--hf-index", a->hf_index,
-                "read --layers as HF hidden_states indices (= ours - 1)");
+                "read --layers as HF hidden_states indices (RWKV-6: ours - 1; RWKV-7: see `info`)");
   sub->add_option(
          "--pooling", a->pooling,
          "mean | max | first | last | weighted-mean | mean-sqrt-len (RWKV; GloVe: mean|max)")
@@ -77,8 +85,15 @@ report::RunOptions ToRunOptions(const EvalCliArgs& a) {
   report::RunOptions o;
   o.data_dir = a.data_dir;
   o.glove = a.glove;
-  o.model_dir = a.model;
+  for (const std::string& m : a.models) o.models.emplace_back(m);
   o.vocab = a.vocab;
+  if (a.tokenizer != "world" && a.tokenizer != "bytes") {
+    throw UsageError("--tokenizer must be world or bytes, got '" + a.tokenizer + "'");
+  }
+  if (a.tokenizer == "bytes" && !a.vocab.empty()) {
+    throw UsageError("--vocab is for the World tokenizer; --tokenizer bytes needs none");
+  }
+  o.tokenizer = a.tokenizer == "bytes" ? TokenizerKind::kBytes : TokenizerKind::kWorld;
   o.sif = a.sif;
   o.random_control = a.random_control;
   o.layers = a.layers;
@@ -107,6 +122,16 @@ report::RunOptions ToRunOptions(const EvalCliArgs& a) {
   }
   o.log = [](const std::string& line) { std::cerr << line << "\n"; };
   return o;
+}
+
+std::string RunName(const EvalCliArgs& a) {
+  std::string name;
+  for (const std::string& m : a.models) {
+    const std::filesystem::path p = std::filesystem::path(m).lexically_normal();
+    name += (name.empty() ? "" : "+") +
+            (p.has_filename() ? p.filename().string() : p.parent_path().filename().string());
+  }
+  return name.empty() ? std::filesystem::path(a.glove).filename().string() : name;
 }
 
 std::string JoinedCommandLine() {
@@ -219,9 +244,7 @@ int RunEval(const EvalArgs& a) {
   report::RunInfo info;
   info.tool_version = RWKV_EMBED_VERSION;
   info.command_line = JoinedCommandLine();
-  info.model_name = !a.common.model.empty()
-                        ? std::filesystem::path(a.common.model).filename().string()
-                        : std::filesystem::path(a.common.glove).filename().string();
+  info.model_name = RunName(a.common);
   const report::RunOutput out = report::RunEvaluation(o, info);
   report::WriteJson(report::TaskJson(out.tasks.front(), out.run), a.output);
   PrintSummary(out.tasks.front());

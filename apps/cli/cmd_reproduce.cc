@@ -2,6 +2,7 @@
 // dev (and test), STS-B dev/test, every RWKV layer from one forward pass (the study's HF layers
 // 1,3,...,11 reported side by side with its numbers), the GloVe baseline, SIF and the
 // random-weights control — written as OUT/<model>/{mrpc,stsb}.json, report.md and plots/.
+// Several --model values (e.g. an RWKV-6 and an RWKV-7) go side by side into OUT/<a>+<b>/.
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -25,16 +26,16 @@ struct ReproduceArgs {
 };
 
 int RunReproduce(const ReproduceArgs& a) {
-  if (a.common.model.empty() || a.common.glove.empty() || a.common.data_dir.empty()) {
-    throw UsageError("reproduce needs --model DIR, --glove FILE and --data-dir DIR");
+  if (a.common.models.empty() || a.common.glove.empty() || a.common.data_dir.empty()) {
+    throw UsageError("reproduce needs --model (one or more), --glove FILE and --data-dir DIR");
   }
   // Inputs and the output folder are checked before anything is computed or created.
   CheckOutputFolder(a.out, "--out");
-  for (const auto& [option, dir] :
-       {std::pair{"--data-dir", a.common.data_dir}, std::pair{"--model", a.common.model}}) {
-    if (!std::filesystem::is_directory(dir)) {
-      throw IoError(std::string(option) + " " + dir + " is not a folder");
-    }
+  if (!std::filesystem::is_directory(a.common.data_dir)) {
+    throw IoError("--data-dir " + a.common.data_dir + " is not a folder");
+  }
+  for (const std::string& model : a.common.models) {  // a folder or a checkpoint file
+    if (!std::filesystem::exists(model)) throw IoError("--model " + model + " does not exist");
   }
   EvalCliArgs c = a.common;
   c.sif = !a.no_sif;
@@ -55,10 +56,7 @@ int RunReproduce(const ReproduceArgs& a) {
       throw UsageError("unknown task '" + task + "' in --tasks (expected mrpc and/or stsb)");
     }
   }
-  const std::string model_name =
-      std::filesystem::path(c.model).lexically_normal().filename().empty()
-          ? std::filesystem::path(c.model).parent_path().filename().string()
-          : std::filesystem::path(c.model).filename().string();
+  const std::string model_name = RunName(c);
   const std::filesystem::path out_dir = std::filesystem::path(a.out) / model_name;
   o.scratch_dir = out_dir;
   report::RunInfo info;
@@ -77,7 +75,7 @@ int RunReproduce(const ReproduceArgs& a) {
       for (const eval::SplitResult& s : m.splits) {
         std::printf("%-5s %-11s %-15s", t.task.c_str(), s.split.c_str(), m.method.c_str());
         for (const eval::LayerResult& l : s.layers) {
-          if (m.num_blocks >= 0) std::printf(" L%d", l.layer);
+          if (m.layered()) std::printf(" L%d", l.layer);
           std::printf(" %.4f", l.spearman);
         }
         std::printf("  (%.2e s/pair)\n", s.SecondsPerPair());

@@ -4,15 +4,17 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <vector>
 
 #include "report/runner.h"
 
 namespace rwkv_embed::cli {
 
 struct EvalCliArgs {
-  std::string data_dir, glove, model, vocab, layers = "all", pooling = "mean", normalize = "none",
-                                             precision = "f32", word_tokenizer = "whitespace",
-                                             subset_seeds = "0-4", fit_split = "train";
+  std::string data_dir, glove, vocab,
+      layers = "all", pooling = "mean", normalize = "none", precision = "f32",
+      word_tokenizer = "whitespace", subset_seeds = "0-4", fit_split = "train", tokenizer = "world";
+  std::vector<std::string> models;  // --model, repeatable
   bool hf_index = false, lowercase = false, sif = false, random_control = false,
        no_comparisons = false;
   int threads = 0;
@@ -26,6 +28,10 @@ void AddEvalOptions(CLI::App* sub, EvalCliArgs* a);
 
 // Fills everything but the task plan.
 report::RunOptions ToRunOptions(const EvalCliArgs& a);
+
+// The run's name for the outputs: the model folder / file name, several joined by "+", else
+// the word-vector file's name.
+std::string RunName(const EvalCliArgs& a);
 
 // The command line as given, for the outputs.
 std::string JoinedCommandLine();

@@ -37,6 +37,10 @@ class AveragedWordEmbedder : public Embedder {
   std::string Description() const override;
   int64_t Dim() const override { return vectors_->dim(); }
   std::vector<int> Layers() const override { return {0}; }
+  std::vector<LayerInfo> DescribeLayers() const override {
+    return {
+        {0, Name(), std::nullopt, "not a layered model: word-vector baselines have one layer (0)"}};
+  }
   // request.layers: empty or {0}; pooling: mean or max (else UsageError).
   EmbedResult Embed(std::span<const std::string> sentences, const EmbedRequest& request) override;
 

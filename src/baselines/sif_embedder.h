@@ -52,6 +52,10 @@ class SifEmbedder : public Embedder {
   std::string Description() const override;
   int64_t Dim() const override { return vectors_->dim(); }
   std::vector<int> Layers() const override { return {0}; }
+  std::vector<LayerInfo> DescribeLayers() const override {
+    return {
+        {0, Name(), std::nullopt, "not a layered model: word-vector baselines have one layer (0)"}};
+  }
   // UsageError before Fit, for layers other than 0, and for pooling other than mean (SIF is a
   // weighted mean by definition). Normalisation l2 is applied after the common component removal.
   EmbedResult Embed(std::span<const std::string> sentences, const EmbedRequest& request) override;

@@ -35,4 +35,13 @@ void CheckEmbeddingsFinite(const EmbedResult& result, const std::string& embedde
                                 ", layer " + layer_name + " of " + embedder_name);
 }
 
+std::vector<LayerInfo> Embedder::DescribeLayers() const {
+  std::vector<LayerInfo> out;
+  for (int layer : Layers()) {
+    out.push_back({layer, "layer " + std::to_string(layer), std::nullopt,
+                   "embedder '" + Name() + "' has no Hugging Face hidden_states numbering"});
+  }
+  return out;
+}
+
 }  // namespace rwkv_embed

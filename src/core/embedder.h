@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -53,6 +54,16 @@ class NonFiniteEmbeddingError : public NumericError {
 // on every result.
 void CheckEmbeddingsFinite(const EmbedResult& result, const std::string& embedder_name);
 
+// Identity of one layer an embedder can return: what reports, JSON and plots call it. Layer
+// identity belongs to the embedder (only it knows its architecture), never to its consumers.
+struct LayerInfo {
+  int layer = 0;      // the embedder's own index (EmbedRequest::layers)
+  std::string label;  // "after pre_ln", "block 3", "after ln_out"; a baseline: its name
+  // Hugging Face output_hidden_states index of this layer, where HF's tuple holds it.
+  std::optional<int> hf_index;
+  std::string no_hf_reason;  // why hf_index is empty (shown as the JSON null reason)
+};
+
 class Embedder {
  public:
   virtual ~Embedder() = default;
@@ -60,6 +71,8 @@ class Embedder {
   virtual std::string Description() const = 0;  // what exactly: files, dims, options
   virtual int64_t Dim() const = 0;
   virtual std::vector<int> Layers() const = 0;  // every layer it can return
+  // One entry per Layers() element, in the same order. The default: "layer N", no HF index.
+  virtual std::vector<LayerInfo> DescribeLayers() const;
   virtual EmbedResult Embed(std::span<const std::string> sentences,
                             const EmbedRequest& request) = 0;
 };

@@ -9,7 +9,6 @@
 
 #include "core/error.h"
 #include "eval/resources.h"
-#include "model/layer_spec.h"
 
 namespace rwkv_embed::eval {
 namespace {
@@ -101,6 +100,20 @@ const LayerResult* SplitResult::FindLayer(int layer) const {
   return nullptr;
 }
 
+const LayerInfo* MethodResult::FindLayerInfo(int layer) const {
+  for (const LayerInfo& l : layer_info) {
+    if (l.layer == layer) return &l;
+  }
+  return nullptr;
+}
+
+int MethodResult::LayerOfHfIndex(int hf_index) const {
+  for (const LayerInfo& l : layer_info) {
+    if (l.hf_index == hf_index) return l.layer;
+  }
+  return -1;
+}
+
 const SplitResult* MethodResult::FindSplit(const std::string& split) const {
   for (const SplitResult& s : splits) {
     if (s.split == split) return &s;
@@ -161,7 +174,7 @@ MethodResult EvaluateMethod(Embedder& embedder, const EvalInputs& inputs,
   MethodResult out;
   out.method = embedder.Name();
   out.description = embedder.Description();
-  out.num_blocks = options.num_blocks;
+  out.layer_info = embedder.DescribeLayers();
   const metrics::ResampleOptions resample{options.bootstrap, options.seed, options.level};
 
   // The fitting split: embedded once, untimed for the per-split costs (it is the caller's
@@ -230,11 +243,13 @@ MethodResult EvaluateMethod(Embedder& embedder, const EvalInputs& inputs,
     for (size_t li = 0; li < e.result.layers.size(); ++li) {
       LayerResult r;
       r.layer = e.result.layers[li];
-      if (options.num_blocks >= 0) {
-        if (r.layer >= 1) r.hf_layer = HfIndexOf(r.layer);
-        r.label = LayerLabel(r.layer, options.num_blocks);
+      if (const LayerInfo* info = out.FindLayerInfo(r.layer)) {
+        r.hf_layer = info->hf_index;
+        r.no_hf_reason = info->no_hf_reason;
+        r.label = info->label;
       } else {
-        r.label = out.method;
+        throw ShapeError("embedder " + embedder.Name() + " returned layer " +
+                         std::to_string(r.layer) + ", which it does not describe");
       }
       r.cosines = pc.cosines[li];
       r.undefined_cosines = pc.undefined[li];

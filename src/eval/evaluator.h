@@ -30,10 +30,7 @@
 namespace rwkv_embed::eval {
 
 struct EvalOptions {
-  EmbedRequest request;  // layers (embedder numbering; empty = all), pooling, normalization
-  // >= 0: the embedder is an RWKV model with this many blocks, and layers also get HF indices
-  // (our layer k = HF hidden_states[k-1]; layer 0 has none). -1: a one-layer baseline.
-  int num_blocks = -1;
+  EmbedRequest request;      // layers (embedder numbering; empty = all), pooling, normalization
   int64_t bootstrap = 1000;  // resamples for CIs and paired tests; 0 disables them
   uint64_t seed = 0;         // bootstrap seed
   double level = 0.95;
@@ -51,8 +48,11 @@ struct EvalInputs {
 
 struct LayerResult {
   int layer = 0;
-  std::optional<int> hf_layer;  // HF hidden_states index (RWKV layers >= 1 only)
-  std::string label;            // "3 (HF hidden_states[2])", "glove"
+  // Identity from Embedder::DescribeLayers(): HF hidden_states index where HF has the layer
+  // (else why not), and a label ("block 3", "after ln_out", "glove").
+  std::optional<int> hf_layer;
+  std::string no_hf_reason;
+  std::string label;
   std::vector<double> cosines;  // per pair; undefined ones replaced by undefined_cosine
   int64_t undefined_cosines = 0;
   double spearman = 0, pearson = 0;
@@ -95,7 +95,10 @@ struct SubsetSpread {
 struct MethodResult {
   std::string method;       // Embedder::Name(): "rwkv", "glove", "sif", "random-control"
   std::string description;  // Embedder::Description() plus the caller's notes
-  int num_blocks = -1;      // see EvalOptions::num_blocks
+  // Every layer the embedder has (Embedder::DescribeLayers()), whether scored or not.
+  std::vector<LayerInfo> layer_info;
+  // The model a control (random weights of the same shape) stands beside; "" for others.
+  std::string control_of;
   double load_seconds = 0;  // set by the caller that loaded the embedder
   int64_t peak_rss_kib = -1;
   bool peak_rss_isolated = false;  // VmHWM was reset before this method (ResetPeakRss)
@@ -104,6 +107,11 @@ struct MethodResult {
   std::vector<SubsetSpread> spread;
 
   const SplitResult* FindSplit(const std::string& split) const;
+  // A model with layers (RWKV) rather than a one-layer baseline.
+  bool layered() const { return layer_info.size() > 1; }
+  const LayerInfo* FindLayerInfo(int layer) const;
+  // Our layer whose HF hidden_states index is `hf_index`, or -1.
+  int LayerOfHfIndex(int hf_index) const;
 };
 
 // Embeds and scores every split with `embedder` (see the file comment). Throws UsageError for bad

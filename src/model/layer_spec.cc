@@ -65,6 +65,27 @@ std::string LayerNumbering::Label(int layer) const {
   return std::to_string(layer) + hf_text;
 }
 
+std::string LayerNumbering::ShortLabel(int layer) const {
+  if (layer == 0) return hf == HfHiddenStates::kRwkv6 ? "after pre_ln" : "after pre_norm";
+  if (layer == last()) return "after ln_out";
+  return "block " + std::to_string(layer);
+}
+
+std::string LayerNumbering::NoHfReason(int layer) const {
+  if (HfIndexOf(layer) >= 0) return "";
+  if (layer < 0 || layer > last()) return "no such layer";
+  if (hf == HfHiddenStates::kRwkv6) {
+    return "layer 0 (embeddings after pre_ln) has no HF hidden_states entry";
+  }
+  if (layer == 0) {
+    return "layer 0 (after pre_norm) is not in RWKV-7's HF hidden_states ([0] there is the raw "
+           "embedding before pre_norm)";
+  }
+  return "layer " + std::to_string(layer) + " (block " + std::to_string(layer) +
+         ", before ln_out) is not in RWKV-7's HF hidden_states ([" + std::to_string(num_blocks) +
+         "] there is after ln_out)";
+}
+
 std::vector<int> ParseLayerSpec(std::string_view spec, const LayerNumbering& numbering,
                                 bool hf_index) {
   const int num_blocks = numbering.num_blocks, last = numbering.last();

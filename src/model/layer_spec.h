@@ -29,6 +29,11 @@ struct LayerNumbering {
   std::vector<int> HfLayers() const;
   // "3 (HF hidden_states[2])"-style label.
   std::string Label(int layer) const;
+  // What the layer is: "after pre_ln" (RWKV-6) / "after pre_norm" (RWKV-7), "block 3",
+  // "after ln_out".
+  std::string ShortLabel(int layer) const;
+  // Why HF's tuple has no entry for a layer (HfIndexOf(layer) < 0); "" when it has one.
+  std::string NoHfReason(int layer) const;
 };
 
 // Parses "all", "final" (= L+1, the last HF hidden state), "blocks" (1..L), and comma-separated
@@ -42,6 +47,5 @@ std::vector<int> ParseLayerSpec(std::string_view spec, int num_blocks, bool hf_i
 
 // RWKV-6 label ("layer 3 (HF hidden_states[2])"); the embedding layer 0 has no HF index.
 std::string LayerLabel(int layer, int num_blocks);
-inline int HfIndexOf(int layer) { return layer - 1; }  // RWKV-6; -1 for layer 0 (no HF entry)
 
 }  // namespace rwkv_embed

@@ -350,9 +350,17 @@ void WriteRandomModel(const ModelConfig& c, const RandomModelOptions& options,
       "init-model: a checkpoint of vocab_size " + std::to_string(c.vocab_size) + ", hidden_size " +
       std::to_string(c.hidden_size) + " and " + std::to_string(c.num_layers) + " layers";
   if (!bytes) throw UsageError(what + " has a size beyond 64 bits");
-  RequireMemory(*bytes, what + " (generated in memory)");
-  RequireDiskSpace(*bytes, out_dir, what);
-  CheckOutDir(out_dir, options.force);
+  WriteStagedModelFolder(
+      out_dir, options.force, *bytes, what,
+      [&](const std::filesystem::path& stage) { WriteModelFiles(c, options, stage); });
+}
+
+void WriteStagedModelFolder(const std::filesystem::path& out_dir, bool force, uint64_t bytes,
+                            const std::string& what,
+                            const std::function<void(const std::filesystem::path&)>& write) {
+  RequireMemory(bytes, what + " (generated in memory)");
+  RequireDiskSpace(bytes, out_dir, what);
+  CheckOutDir(out_dir, force);
 
   std::error_code ec;
   const bool created = !std::filesystem::exists(out_dir, ec);
@@ -363,7 +371,7 @@ void WriteRandomModel(const ModelConfig& c, const RandomModelOptions& options,
   std::filesystem::create_directory(stage, ec);
   if (ec) throw IoError("cannot create " + Quote(stage) + ": " + ec.message());
   try {
-    WriteModelFiles(c, options, stage);
+    write(stage);
     Commit(stage, out_dir);
   } catch (...) {
     std::filesystem::remove_all(stage, ec);

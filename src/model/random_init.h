@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,5 +51,14 @@ std::optional<uint64_t> RandomModelBytes(const ModelConfig& config, DType dtype)
 // leaves out_dir as it was.
 void WriteRandomModel(const ModelConfig& config, const RandomModelOptions& options,
                       const std::filesystem::path& out_dir);
+
+// The discipline every init-model writer follows: `bytes` (the checkpoint's size, held in memory
+// once) checked against memory and disk (UsageError naming `what`), a non-empty out_dir refused
+// unless `force`, the files written by `write` into a staging folder inside out_dir and moved
+// into place only when complete (then init-model's own stale files removed), so a failure leaves
+// out_dir as it was.
+void WriteStagedModelFolder(const std::filesystem::path& out_dir, bool force, uint64_t bytes,
+                            const std::string& what,
+                            const std::function<void(const std::filesystem::path&)>& write);
 
 }  // namespace rwkv_embed

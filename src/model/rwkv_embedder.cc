@@ -55,6 +55,17 @@ std::vector<int> RwkvEmbedder::Layers() const {
   return layers;
 }
 
+std::vector<LayerInfo> RwkvEmbedder::DescribeLayers() const {
+  const LayerNumbering numbering = model_->layer_numbering();
+  std::vector<LayerInfo> out;
+  for (int l : Layers()) {
+    LayerInfo info{l, numbering.ShortLabel(l), std::nullopt, numbering.NoHfReason(l)};
+    if (const int hf = numbering.HfIndexOf(l); hf >= 0) info.hf_index = hf;
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
 namespace {
 
 // Tokens ids[sentence][begin, end) of one sentence, as one sequence of a batch.

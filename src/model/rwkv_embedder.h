@@ -62,6 +62,8 @@ class RwkvEmbedder : public Embedder {
   std::string Description() const override;
   int64_t Dim() const override { return model_->hidden_size(); }
   std::vector<int> Layers() const override;
+  // Our index, "block k"-style label and the model's HF hidden_states index (LayerNumbering).
+  std::vector<LayerInfo> DescribeLayers() const override;
   // Throws FormatError for invalid UTF-8 (naming the sentence index), UsageError for bad layers,
   // and NonFiniteEmbeddingError as soon as a batch yields a NaN/Inf in a requested layer (naming
   // the sentence, that layer, the first non-finite layer and the first non-finite weight).

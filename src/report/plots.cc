@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <sstream>
 
 #include "core/error.h"
@@ -115,6 +116,26 @@ std::string RunGnuplot(const std::filesystem::path& script, const std::string& o
   return "gnuplot failed on " + script.string() + " (exit " + std::to_string(rc) + "): " + out;
 }
 
+namespace {
+
+// The HF hidden_states index of our layer `layer` when every layered method that has the layer
+// gives it the same one (models of one architecture); nullopt otherwise (none has one, or RWKV-6
+// beside RWKV-7), and the tick shows only our index.
+std::optional<int> CommonHfIndex(const TaskResults& task, int layer) {
+  std::optional<int> common;
+  bool first = true;
+  for (const eval::MethodResult& m : task.methods) {
+    const LayerInfo* info = m.layered() ? m.FindLayerInfo(layer) : nullptr;
+    if (info == nullptr) continue;
+    if (!first && common != info->hf_index) return std::nullopt;
+    common = info->hf_index;
+    first = false;
+  }
+  return common;
+}
+
+}  // namespace
+
 PlotFiles PlotLayerSweep(const TaskResults& task, const std::vector<std::string>& splits,
                          const std::filesystem::path& out_dir, const std::string& stem) {
   std::ostringstream data, plot;
@@ -135,8 +156,8 @@ PlotFiles PlotLayerSweep(const TaskResults& task, const std::vector<std::string>
       if (s == nullptr) continue;
       const std::string colour = kSplitColours[mi % std::size(kSplitColours)];
       data << "# " << m.method << " " << s->split << ": x spearman ci_lo ci_hi\n";
-      if (m.num_blocks >= 0) {
-        const bool control = m.method != "rwkv";
+      if (m.layered()) {
+        const bool control = !m.control_of.empty();
         const double shift = control ? 0.15 : 0.0;
         for (const eval::LayerResult& l : s->layers) {
           data << Num(l.layer + shift) << " " << Num(l.spearman) << " "
@@ -183,13 +204,13 @@ PlotFiles PlotLayerSweep(const TaskResults& task, const std::vector<std::string>
        << "set bmargin 6\n"
        << "set xrange [" << Num(x0) << ":" << Num(x1) << "]\n"
        << "set yrange [" << Num(y_lo) << ":" << Num(y_hi) << "]\n"
-       << "set xlabel 'layer (ours; HF index = ours - 1)' offset 0,-0.5\n"
+       << "set xlabel 'layer (ours; HF hidden_states index in brackets)' offset 0,-0.5\n"
        << "set ylabel 'Spearman rho (95% bootstrap CI)'\n"
        << "set xtics (";
   for (int l = 0; l <= max_layer; ++l) {
+    const std::optional<int> hf = CommonHfIndex(task, l);
     plot << (l ? ", " : "") << "\""
-         << (l == 0 ? std::string("0")
-                    : std::to_string(l) + "\\n(HF " + std::to_string(l - 1) + ")")
+         << (hf ? std::to_string(l) + "\\n(HF " + std::to_string(*hf) + ")" : std::to_string(l))
          << "\" " << l;
   }
   plot << ")\n"

@@ -58,18 +58,66 @@ void Put(json& obj, json& reasons, const std::string& key, double v, const std::
 }
 
 std::string LayerName(const eval::MethodResult& m, const eval::LayerResult& l) {
-  if (m.num_blocks < 0) return m.method;
+  if (!m.layered()) return m.method;
   std::string s = m.method + " layer " + std::to_string(l.layer);
   if (l.hf_layer) s += " (HF " + std::to_string(*l.hf_layer) + ")";
   return s;
 }
 
+// "3 (HF 2)": a layer of a layered method, as its embedder numbers it.
+std::string LayerWithHf(const eval::MethodResult& m, int layer) {
+  std::string s = std::to_string(layer);
+  const LayerInfo* info = m.FindLayerInfo(layer);
+  if (info != nullptr && info->hf_index) s += " (HF " + std::to_string(*info->hf_index) + ")";
+  return s;
+}
+
 std::string SystemName(const TaskResults& t, const std::string& method, int layer) {
   const eval::MethodResult* m = t.FindMethod(method);
-  if (m == nullptr || m->num_blocks < 0) return method;
-  std::string s = method + " " + std::to_string(layer);
-  if (layer >= 1) s += " (HF " + std::to_string(layer - 1) + ")";
-  return s;
+  if (m == nullptr || !m->layered()) return method;
+  return method + " " + LayerWithHf(*m, layer);
+}
+
+// The evaluated models (layered methods that are not controls), in run order.
+std::vector<const eval::MethodResult*> Models(const TaskResults& t) {
+  std::vector<const eval::MethodResult*> out;
+  for (const eval::MethodResult& m : t.methods) {
+    if (m.layered() && m.control_of.empty()) out.push_back(&m);
+  }
+  return out;
+}
+
+// "RWKV" for the single model of a run (method "rwkv", or none), else the method name.
+std::string DisplayName(const eval::MethodResult* m) {
+  return m == nullptr || m->method == "rwkv" ? "RWKV" : m->method;
+}
+
+// The largest HF hidden_states index of a model: its number of blocks, for RWKV-6 and RWKV-7.
+int MaxHfIndex(const eval::MethodResult& m) {
+  int max = -1;
+  for (const LayerInfo& l : m.layer_info) {
+    if (l.hf_index) max = std::max(max, *l.hf_index);
+  }
+  return max;
+}
+
+// A study table's rows with ours beside them: each RWKV row once per model (or once, empty,
+// when there is none), the GloVe row with the GloVe method.
+template <size_t N>
+std::vector<std::pair<PublishedRow, const eval::MethodResult*>> RowsPerModel(
+    const PublishedRow (&rows)[N], const std::vector<const eval::MethodResult*>& models,
+    const eval::MethodResult* glove) {
+  std::vector<std::pair<PublishedRow, const eval::MethodResult*>> out;
+  for (const PublishedRow& row : rows) {
+    if (row.hf_layer < 0) {
+      out.push_back({row, glove});
+    } else if (models.empty()) {
+      out.push_back({row, nullptr});
+    } else {
+      for (const eval::MethodResult* m : models) out.push_back({row, m});
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -151,9 +199,9 @@ json ScoreObject(const eval::MethodResult& method, const eval::SplitResult& spli
     o["hf_layer"] = *layer.hf_layer;
   } else {
     o["hf_layer"] = nullptr;
-    reasons["hf_layer"] = method.num_blocks < 0
-                              ? "not a layered model: word-vector baselines have one layer (0)"
-                              : "layer 0 (embeddings after pre_ln) has no HF hidden_states entry";
+    reasons["hf_layer"] = layer.no_hf_reason.empty()
+                              ? "the embedder " + method.method + " has no HF index for this layer"
+                              : layer.no_hf_reason;
   }
   o["layer_label"] = layer.label;
   o["split"] = split.split;
@@ -186,7 +234,16 @@ json TaskJson(const TaskResults& task, const RunInfo& run) {
   json costs = json::array();
   json spreads = json::array();
   for (const eval::MethodResult& m : task.methods) {
-    methods.push_back({{"method", m.method}, {"description", m.description}});
+    json layers = json::array();
+    for (const LayerInfo& l : m.layer_info) {
+      layers.push_back({{"layer", l.layer},
+                        {"label", l.label},
+                        {"hf_layer", l.hf_index ? json(*l.hf_index) : json(nullptr)}});
+    }
+    methods.push_back({{"method", m.method},
+                       {"description", m.description},
+                       {"layers", layers},
+                       {"control_of", m.control_of.empty() ? json(nullptr) : json(m.control_of)}});
     json cost;
     cost["method"] = m.method;
     cost["load_seconds"] = m.load_seconds;
@@ -216,7 +273,9 @@ json TaskJson(const TaskResults& task, const RunInfo& run) {
       json sj;
       sj["method"] = m.method;
       sj["layer"] = sp.layer;
-      sj["hf_layer"] = m.num_blocks >= 0 && sp.layer >= 1 ? json(sp.layer - 1) : json(nullptr);
+      const LayerInfo* info = m.FindLayerInfo(sp.layer);
+      sj["hf_layer"] = info != nullptr && info->hf_index ? json(*info->hf_index) : json(nullptr);
+      sj["layer_label"] = info != nullptr ? json(info->label) : json(nullptr);
       sj["split"] = m.spread_split;
       sj["seeds"] = sp.seeds;
       json values = json::array();
@@ -276,7 +335,7 @@ void WriteJson(const json& j, const std::filesystem::path& path) {
 }
 
 std::string QualitativeTable(const TaskResults& task, const std::string& split, size_t n,
-                             const std::vector<int>& rwkv_layers) {
+                             const std::vector<int>& hf_layers) {
   const PairDataset* data = nullptr;
   for (const PairDataset& d : task.samples) {
     if (d.split == split) data = &d;
@@ -291,8 +350,8 @@ std::string QualitativeTable(const TaskResults& task, const std::string& split, 
     const eval::SplitResult* s = m.FindSplit(split);
     if (s == nullptr) continue;
     for (const eval::LayerResult& l : s->layers) {
-      if (m.num_blocks >= 0 &&
-          std::find(rwkv_layers.begin(), rwkv_layers.end(), l.layer) == rwkv_layers.end()) {
+      if (m.layered() && (!l.hf_layer || std::find(hf_layers.begin(), hf_layers.end(),
+                                                   *l.hf_layer) == hf_layers.end())) {
         continue;
       }
       cols.push_back({LayerName(m, l), &l});
@@ -346,47 +405,57 @@ std::string MarkdownReport(const std::vector<TaskResults>& tasks, const RunInfo&
     for (const PairDataset& d : mrpc->samples) {
       if (d.split.rfind("train", 0) == 0) train = d.split;
     }
-    const eval::MethodResult* rwkv = mrpc->FindMethod("rwkv");
+    const std::vector<const eval::MethodResult*> models = Models(*mrpc);
     const eval::MethodResult* glove = mrpc->FindMethod("glove");
-    const eval::SplitResult* rtr = rwkv ? rwkv->FindSplit(train) : nullptr;
-    const eval::SplitResult* rdv = rwkv ? rwkv->FindSplit("dev") : nullptr;
     const eval::SplitResult* gtr = glove ? glove->FindSplit(train) : nullptr;
     const eval::SplitResult* gdv = glove ? glove->FindSplit("dev") : nullptr;
     md << "## Table 1 — Spearman (cosine vs. label), MRPC: study vs. this run\n\n";
-    md << "Study: RWKV-6 Finch 1.6B, GloVe 6B **50d**. This run: the model and vectors named "
-          "above. Layers are the study's HF `hidden_states` indices; our layer number = HF + 1. "
+    md << "Study: RWKV-6 Finch 1.6B, GloVe 6B **50d**. This run: the model(s) and vectors named "
+          "above. Layers are the study's HF `hidden_states` indices, each model's own (RWKV-6: "
+          "ours = HF + 1; RWKV-7: ours = HF, see the layer labels in the sweep). "
           "Brackets: 95% percentile-bootstrap CI.\n\n";
     md << "| Model / layer | study train (1000 random) | this run " << train
        << " | study validation (408) | this run dev |\n|---|---|---|---|---|\n";
-    std::vector<int> missing;
+    std::vector<std::pair<const eval::MethodResult*, std::vector<int>>> missing;
     for (const PublishedRow& row : kStudySpearman) {
-      std::string ours_tr = "—", ours_dv = "—", name;
       if (row.hf_layer >= 0) {
-        name = "RWKV HF layer " + std::to_string(row.hf_layer) + " (ours " +
-               std::to_string(row.hf_layer + 1) + ")";
-        const eval::LayerResult* a = rtr ? rtr->FindLayer(row.hf_layer + 1) : nullptr;
-        const eval::LayerResult* b = rdv ? rdv->FindLayer(row.hf_layer + 1) : nullptr;
-        if (a) ours_tr = WithCi(a->spearman, a->spearman_ci);
-        if (b) ours_dv = WithCi(b->spearman, b->spearman_ci);
-        if (rwkv && !a && !b) {
-          ours_tr = ours_dv =
-              "— (no such layer: model has " + std::to_string(rwkv->num_blocks) + " blocks)";
-          missing.push_back(row.hf_layer);
+        for (const eval::MethodResult* m : models) {
+          const eval::SplitResult* rtr = m->FindSplit(train);
+          const eval::SplitResult* rdv = m->FindSplit("dev");
+          const int ours = m->LayerOfHfIndex(row.hf_layer);
+          std::string ours_tr = "—", ours_dv = "—";
+          const eval::LayerResult* a = rtr && ours >= 0 ? rtr->FindLayer(ours) : nullptr;
+          const eval::LayerResult* b = rdv && ours >= 0 ? rdv->FindLayer(ours) : nullptr;
+          if (a) ours_tr = WithCi(a->spearman, a->spearman_ci);
+          if (b) ours_dv = WithCi(b->spearman, b->spearman_ci);
+          if (ours < 0) {
+            ours_tr = ours_dv =
+                "— (no such layer: model has " + std::to_string(MaxHfIndex(*m)) + " blocks)";
+            auto it = std::find_if(missing.begin(), missing.end(),
+                                   [m](const auto& entry) { return entry.first == m; });
+            if (it == missing.end()) it = missing.insert(missing.end(), {m, {}});
+            it->second.push_back(row.hf_layer);
+          }
+          md << "| " << DisplayName(m) << " HF layer " << row.hf_layer
+             << (ours >= 0 ? " (ours " + std::to_string(ours) + ")" : std::string()) << " | "
+             << Fixed(row.train) << " | " << ours_tr << " | " << Fixed(row.validation) << " | "
+             << ours_dv << " |\n";
         }
       } else {
-        name = "GloVe baseline";
+        std::string ours_tr = "—", ours_dv = "—";
         const eval::LayerResult* a = gtr ? gtr->FindLayer(0) : nullptr;
         const eval::LayerResult* b = gdv ? gdv->FindLayer(0) : nullptr;
         if (a) ours_tr = WithCi(a->spearman, a->spearman_ci);
         if (b) ours_dv = WithCi(b->spearman, b->spearman_ci);
+        md << "| GloVe baseline | " << Fixed(row.train) << " | " << ours_tr << " | "
+           << Fixed(row.validation) << " | " << ours_dv << " |\n";
       }
-      md << "| " << name << " | " << Fixed(row.train) << " | " << ours_tr << " | "
-         << Fixed(row.validation) << " | " << ours_dv << " |\n";
     }
-    if (!missing.empty()) {
-      md << "\nThe evaluated model has only " << rwkv->num_blocks << " blocks (HF indices 0.."
-         << rwkv->num_blocks << "), so the study's HF layers";
-      for (int h : missing) md << " " << h;
+    for (const auto& [m, hs] : missing) {
+      md << "\n"
+         << DisplayName(m) << " has only " << MaxHfIndex(*m) << " blocks (HF indices 0.."
+         << MaxHfIndex(*m) << "), so the study's HF layers";
+      for (int h : hs) md << " " << h;
       md << " do not exist in it; every layer it has is in the full sweep below.\n";
     }
     md << "\n## Table 2 — average time per sentence pair (seconds)\n\n";
@@ -396,12 +465,12 @@ std::string MarkdownReport(const std::vector<TaskResults>& tasks, const RunInfo&
     md << "| Method | study train | this run " << train
        << " | study validation | this run dev | s / sentence (dev) | tokens/s (dev) | load time "
           "(s) |\n|---|---|---|---|---|---|---|---|\n";
-    for (const PublishedRow& row : kStudySecondsPerPair) {
-      const eval::MethodResult* m = row.hf_layer >= 0 ? rwkv : glove;
+    for (const auto& [row, m] : RowsPerModel(kStudySecondsPerPair, models, glove)) {
       const eval::SplitResult* tr = m ? m->FindSplit(train) : nullptr;
       const eval::SplitResult* dv = m ? m->FindSplit("dev") : nullptr;
-      md << "| " << (row.hf_layer >= 0 ? "RWKV (all layers, one pass)" : "GloVe baseline") << " | "
-         << Fixed(row.train) << " | " << (tr ? Sci(tr->SecondsPerPair()) : "—") << " | "
+      md << "| "
+         << (row.hf_layer >= 0 ? DisplayName(m) + " (all layers, one pass)" : "GloVe baseline")
+         << " | " << Fixed(row.train) << " | " << (tr ? Sci(tr->SecondsPerPair()) : "—") << " | "
          << Fixed(row.validation) << " | " << (dv ? Sci(dv->SecondsPerPair()) : "—") << " | "
          << (dv ? Sci(dv->SecondsPerSentence()) : "—") << " | "
          << (dv ? Fixed(dv->TokensPerSecond(), 0) : "—") << " | "
@@ -413,13 +482,12 @@ std::string MarkdownReport(const std::vector<TaskResults>& tasks, const RunInfo&
           "is measured without the RWKV model loaded (\"isolated\").\n\n";
     md << "| Method | study train | this run " << train
        << " | study validation | this run dev | isolated |\n|---|---|---|---|---|---|\n";
-    for (const PublishedRow& row : kStudyPeakGpuMb) {
-      const eval::MethodResult* m = row.hf_layer >= 0 ? rwkv : glove;
+    for (const auto& [row, m] : RowsPerModel(kStudyPeakGpuMb, models, glove)) {
       const eval::SplitResult* tr = m ? m->FindSplit(train) : nullptr;
       const eval::SplitResult* dv = m ? m->FindSplit("dev") : nullptr;
-      md << "| " << (row.hf_layer >= 0 ? "RWKV" : "GloVe baseline") << " | " << Fixed(row.train, 2)
-         << " | " << (tr ? Mib(tr->peak_rss_kib) : "—") << " | " << Fixed(row.validation, 2)
-         << " | " << (dv ? Mib(dv->peak_rss_kib) : "—") << " | "
+      md << "| " << (row.hf_layer >= 0 ? DisplayName(m) : "GloVe baseline") << " | "
+         << Fixed(row.train, 2) << " | " << (tr ? Mib(tr->peak_rss_kib) : "—") << " | "
+         << Fixed(row.validation, 2) << " | " << (dv ? Mib(dv->peak_rss_kib) : "—") << " | "
          << (m ? (m->peak_rss_isolated ? "yes" : "no") : "—") << " |\n";
     }
     md << "\n";
@@ -487,26 +555,20 @@ std::string MarkdownReport(const std::vector<TaskResults>& tasks, const RunInfo&
           std::string seeds;
           for (uint64_t s : sp.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(s);
           const bool ok = sp.summary.n > 0;
-          md << "| " << m.method << " | "
-             << (m.num_blocks >= 0 ? SystemName(t, m.method, sp.layer).substr(m.method.size() + 1)
-                                   : "0")
-             << " | " << m.spread_split << " | " << seeds << " | "
-             << (ok ? Fixed(sp.summary.mean) : "n/a") << " | "
-             << (ok ? Fixed(sp.summary.sd) : "n/a") << " | " << (ok ? Fixed(sp.summary.min) : "n/a")
-             << " | " << (ok ? Fixed(sp.summary.max) : "n/a") << " |\n";
+          md << "| " << m.method << " | " << (m.layered() ? LayerWithHf(m, sp.layer) : "0") << " | "
+             << m.spread_split << " | " << seeds << " | " << (ok ? Fixed(sp.summary.mean) : "n/a")
+             << " | " << (ok ? Fixed(sp.summary.sd) : "n/a") << " | "
+             << (ok ? Fixed(sp.summary.min) : "n/a") << " | "
+             << (ok ? Fixed(sp.summary.max) : "n/a") << " |\n";
         }
       }
     }
     if (t.task == "mrpc") {
-      std::vector<int> layers;
-      if (const eval::MethodResult* r = t.FindMethod("rwkv")) {
-        for (const PublishedRow& row : kStudySpearman) {
-          if (row.hf_layer >= 0 && row.hf_layer + 1 <= r->num_blocks + 1) {
-            layers.push_back(row.hf_layer + 1);
-          }
-        }
+      std::vector<int> hf_layers;
+      for (const PublishedRow& row : kStudySpearman) {
+        if (row.hf_layer >= 0) hf_layers.push_back(row.hf_layer);
       }
-      const std::string q = QualitativeTable(t, "dev", 5, layers);
+      const std::string q = QualitativeTable(t, "dev", 5, hf_layers);
       if (!q.empty()) {
         md << "\n### Qualitative table: the first five MRPC validation pairs\n\n";
         md << "The study's appendix samples (its samples 2 and 5 have label 0, as here). "

@@ -17,7 +17,9 @@
 #include "eval/resources.h"
 #include "model/layer_spec.h"
 #include "model/random_init.h"
+#include "model/random_init_rwkv7.h"
 #include "model/rwkv6.h"
+#include "model/rwkv7.h"
 #include "model/rwkv_embedder.h"
 #include "report/plots.h"
 
@@ -51,13 +53,12 @@ void Log(const RunOptions& o, const std::string& line) {
 
 // Runs one method over every task; `method` names the result (e.g. "random-control").
 void RunMethod(Embedder& embedder, const std::string& method, double load_seconds, bool isolated,
-               int num_blocks, const std::vector<int>& layers, const RunOptions& o,
+               const std::vector<int>& layers, const RunOptions& o,
                const std::vector<TaskData>& data, std::vector<TaskResults>* tasks) {
   eval::EvalOptions eo;
   eo.request.layers = layers;
   eo.request.pooling = o.pooling;
   eo.request.normalization = o.normalization;
-  eo.num_blocks = num_blocks;
   eo.bootstrap = o.bootstrap;
   eo.seed = o.seed;
   eo.level = o.level;
@@ -75,6 +76,57 @@ void RunMethod(Embedder& embedder, const std::string& method, double load_second
                " s, peak RSS " + std::to_string(r.peak_rss_kib / 1024) + " MiB");
     (*tasks)[t].methods.push_back(std::move(r));
   }
+}
+
+// Method-name suffixes for several models: the folder (or checkpoint file) name, made unique.
+std::vector<std::string> ModelNames(const std::vector<std::filesystem::path>& models) {
+  std::vector<std::string> names;
+  for (const std::filesystem::path& p : models) {
+    const std::filesystem::path n = p.lexically_normal();
+    std::string name =
+        n.has_filename() ? n.filename().string() : n.parent_path().filename().string();
+    const std::string base = name;
+    for (int k = 2; std::find(names.begin(), names.end(), name) != names.end(); ++k) {
+      name = base + "#" + std::to_string(k);
+    }
+    names.push_back(name);
+  }
+  return names;
+}
+
+// The World vocabulary a model was loaded with when none was given: the one in its folder or
+// beside its checkpoint file (RwkvEmbedder::Load's default), where there is one.
+std::filesystem::path DefaultVocabFor(const std::filesystem::path& model) {
+  const std::filesystem::path folder =
+      std::filesystem::is_directory(model) ? model : model.parent_path();
+  const std::filesystem::path vocab = folder / kWorldVocabFile;
+  return std::filesystem::exists(vocab) ? vocab : std::filesystem::path();
+}
+
+// Writes a random-weight model of `model`'s architecture and shape (RWKV-7: also its naming, so
+// that the GroupNorm eps is the same) into a folder.
+std::function<void(const std::filesystem::path&)> RandomControlWriter(const SequenceModel& model,
+                                                                      uint64_t seed) {
+  if (const auto* r6 = dynamic_cast<const Rwkv6Model*>(&model)) {
+    return [config = r6->config(), seed](const std::filesystem::path& dir) {
+      RandomModelOptions rm;
+      rm.seed = seed;
+      rm.force = true;  // this run's own scratch folder (its pid in the name)
+      WriteRandomModel(config, rm, dir);
+    };
+  }
+  if (const auto* r7 = dynamic_cast<const Rwkv7Model*>(&model)) {
+    return [config = r7->config(), naming = r7->weights().naming(),
+            seed](const std::filesystem::path& dir) {
+      Rwkv7RandomOptions rm;
+      rm.seed = seed;
+      rm.naming = naming;
+      rm.force = true;
+      WriteRandomRwkv7Model(config, rm, dir);
+    };
+  }
+  throw UsageError("--random-control: no random-weight writer for architecture " +
+                   std::string(model.Architecture()));
 }
 
 }  // namespace
@@ -117,11 +169,11 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
   const auto t_start = Clock::now();
   run.started_at = UtcNow();
   if (o.tasks.empty()) throw UsageError("no task to evaluate");
-  if (o.glove.empty() && o.model_dir.empty()) {
+  if (o.glove.empty() && o.models.empty()) {
     throw UsageError("nothing to evaluate: give --glove FILE and/or --model DIR");
   }
   if (o.sif && o.glove.empty()) throw UsageError("--sif needs --glove FILE (its word vectors)");
-  if (o.random_control && o.model_dir.empty()) {
+  if (o.random_control && o.models.empty()) {
     throw UsageError("--random-control needs --model DIR (its architecture)");
   }
 
@@ -186,7 +238,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
     ao.tokenizer = o.word_tokenizer;
     ao.lowercase = o.lowercase;
     baselines::AveragedWordEmbedder glove(vectors, ao);
-    RunMethod(glove, "glove", load, isolated, -1, {}, o, data, &out.tasks);
+    RunMethod(glove, "glove", load, isolated, {}, o, data, &out.tasks);
     if (o.sif) {
       // SIF's p(w) and common component come from each task's fit split; the vectors stay
       // loaded from the GloVe run, so SIF's peak includes them (and only them).
@@ -205,7 +257,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
         std::vector<TaskData> one = {data[t]};
         std::vector<TaskResults> res(1);
         res[0].task = out.tasks[t].task;
-        RunMethod(sif, "sif", load + Since(tf), sif_isolated, -1, {}, o, one, &res);
+        RunMethod(sif, "sif", load + Since(tf), sif_isolated, {}, o, one, &res);
         res[0].methods[0].description +=
             "; fitted on " + data[t].fit->task + " " + data[t].fit->split;
         out.tasks[t].methods.push_back(std::move(res[0].methods[0]));
@@ -213,75 +265,89 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
     }
   }
 
-  // RWKV, then the random-weights control of the same shape.
-  std::string model_note;
-  if (!o.model_dir.empty()) {
+  // Each RWKV model, then the random-weights control of its shape.
+  std::vector<std::string> model_notes;
+  const std::vector<std::string> names = ModelNames(o.models);
+  json model_files = json::array();
+  for (size_t mi = 0; mi < o.models.size(); ++mi) {
+    const std::filesystem::path& path = o.models[mi];
+    const std::string method = o.models.size() == 1 ? "rwkv" : "rwkv:" + names[mi];
+    const std::string control =
+        o.models.size() == 1 ? "random-control" : "random-control:" + names[mi];
     RwkvEmbedderOptions ro;
     ro.batch_tokens = o.batch_tokens;
     ro.precision = o.precision;
-    const std::filesystem::path vocab = o.vocab.empty() ? o.model_dir / kWorldVocabFile : o.vocab;
-    std::optional<ModelConfig> config;  // the random control's shape: init-model is RWKV-6 only
     std::vector<int> layers;
+    std::function<void(const std::filesystem::path&)> write_control;
     {
       const bool isolated = eval::ResetPeakRss();
       const auto t0 = Clock::now();
-      auto model = RwkvEmbedder::Load(o.model_dir, vocab, ro);
+      auto model = RwkvEmbedder::Load(path, o.vocab, ro, {}, o.tokenizer);
       const double load = Since(t0);
       const SequenceModel& m = model->model();
-      if (const auto* rwkv6 = dynamic_cast<const Rwkv6Model*>(&m)) config = rwkv6->config();
-      const int L = static_cast<int>(m.num_blocks());
       layers = ParseLayerSpec(o.layers, m.layer_numbering(), o.hf_index);
-      model_note = std::string(m.Architecture() == "rwkv7" ? "RWKV-7" : "RWKV-6") + " model " +
-                   o.model_dir.string() + " (" + std::to_string(L) + " blocks, hidden " +
-                   std::to_string(m.hidden_size()) +
-                   (m.random_weights() ? ", random weights" : "") + ")";
-      files["model_dir"] = o.model_dir.string();
-      files["vocab"] = vocab.string();
-      Log(o, "rwkv: loaded " + model_note + " in " + std::to_string(load) + " s");
-      RunMethod(*model, "rwkv", load, isolated, L, layers, o, data, &out.tasks);
+      const std::string note = std::string(m.Architecture() == "rwkv7" ? "RWKV-7" : "RWKV-6") +
+                               " model " + path.string() + " (" + std::to_string(m.num_blocks()) +
+                               " blocks, hidden " + std::to_string(m.hidden_size()) +
+                               (m.random_weights() ? ", random weights" : "") + ")";
+      model_notes.push_back(o.models.size() == 1 ? note : method + " = " + note);
+      model_files.push_back({{"method", method}, {"path", path.string()}});
+      Log(o, method + ": loaded " + note + " in " + std::to_string(load) + " s");
+      if (o.random_control) write_control = RandomControlWriter(m, o.seed);
+      RunMethod(*model, method, load, isolated, layers, o, data, &out.tasks);
     }  // the model is released here, before the control is loaded
-    if (o.random_control && !config) {
-      Log(o, "random control skipped: init-model writes RWKV-6 shapes only");
-    }
-    if (o.random_control && config) {
-      const std::filesystem::path dir =
-          (o.scratch_dir.empty() ? std::filesystem::temp_directory_path() : o.scratch_dir) /
-          ("rwkv-embed-random-control-" + std::to_string(::getpid()));
-      RandomModelOptions rm;
-      rm.seed = o.seed;
-      rm.force = true;  // this run's own scratch folder (its pid in the name)
-      WriteRandomModel(*config, rm, dir);
-      try {
-        const bool isolated = eval::ResetPeakRss();
-        const auto t0 = Clock::now();
-        auto control = RwkvEmbedder::Load(dir, vocab, ro);
-        const double load = Since(t0);
-        RunMethod(*control, "random-control", load, isolated, static_cast<int>(config->num_layers),
-                  layers, o, data, &out.tasks);
-        for (TaskResults& t : out.tasks) {
-          t.methods.back().description += "; random weights (init-model, seed " +
-                                          std::to_string(o.seed) + ") in the shape of " +
-                                          o.model_dir.string();
-        }
-      } catch (...) {
-        std::filesystem::remove_all(dir);
-        throw;
+    if (!o.random_control) continue;
+    const std::filesystem::path dir =
+        (o.scratch_dir.empty() ? std::filesystem::temp_directory_path() : o.scratch_dir) /
+        ("rwkv-embed-random-control-" + std::to_string(::getpid()) + "-" + std::to_string(mi));
+    write_control(dir);
+    try {
+      const bool isolated = eval::ResetPeakRss();
+      const auto t0 = Clock::now();
+      // The model's own vocabulary: the control's folder has none.
+      std::filesystem::path vocab = o.vocab;
+      if (vocab.empty() && o.tokenizer == TokenizerKind::kWorld) vocab = DefaultVocabFor(path);
+      auto random = RwkvEmbedder::Load(dir, vocab, ro, {}, o.tokenizer);
+      const double load = Since(t0);
+      RunMethod(*random, control, load, isolated, layers, o, data, &out.tasks);
+      for (TaskResults& t : out.tasks) {
+        t.methods.back().control_of = method;
+        t.methods.back().description += "; random weights (init-model, seed " +
+                                        std::to_string(o.seed) + ") in the shape of " +
+                                        path.string();
       }
+    } catch (...) {
       std::filesystem::remove_all(dir);
+      throw;
     }
+    std::filesystem::remove_all(dir);
+  }
+  if (!o.models.empty()) {
+    files["models"] = model_files;
+    files["vocab"] = o.vocab.empty()
+                         ? json("beside each model, else the installed World vocabulary")
+                         : json(o.vocab.string());
   }
 
   if (o.comparisons && o.bootstrap > 0) {
     const metrics::ResampleOptions ro{o.bootstrap, o.seed, o.level};
     for (TaskResults& t : out.tasks) {
-      const eval::MethodResult* rwkv = t.FindMethod("rwkv");
-      std::vector<const eval::MethodResult*> bases;
+      std::vector<const eval::MethodResult*> bases, models;
       for (const char* b : {"glove", "sif"}) {
         if (const eval::MethodResult* m = t.FindMethod(b)) bases.push_back(m);
       }
-      if (rwkv != nullptr) {
-        t.comparisons = eval::StandardComparisons(*rwkv, bases, t.FindMethod("random-control"), ro);
-      } else if (bases.size() == 2) {
+      for (const eval::MethodResult& m : t.methods) {
+        if (m.layered() && m.control_of.empty()) models.push_back(&m);
+      }
+      for (const eval::MethodResult* model : models) {
+        const eval::MethodResult* control = nullptr;
+        for (const eval::MethodResult& m : t.methods) {
+          if (m.control_of == model->method) control = &m;
+        }
+        std::vector<eval::Comparison> c = eval::StandardComparisons(*model, bases, control, ro);
+        t.comparisons.insert(t.comparisons.end(), c.begin(), c.end());
+      }
+      if (models.empty() && bases.size() == 2) {
         for (const eval::SplitResult& s : bases[1]->splits) {
           t.comparisons.push_back(
               eval::CompareLayers(*bases[1], 0, *bases[0], 0, s.split, "vs_baseline", ro));
@@ -313,14 +379,17 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
   st["random_control"] = o.random_control;
   st["sif"] = o.sif;
   st["files"] = files;
-  run.notes.push_back("Model used: " + (model_note.empty() ? std::string("none") : model_note));
+  if (model_notes.empty()) run.notes.push_back("Model used: none");
+  for (const std::string& note : model_notes) run.notes.push_back("Model used: " + note);
   run.notes.push_back("Word vectors used: " +
                       (vectors_note.empty() ? std::string("none") : vectors_note));
   run.notes.push_back(
       "The study used RWKV-6 Finch 1.6B (HF RWKV/v6-Finch-1B6-HF, 24 blocks, hidden 2048) and "
       "GloVe 6B 50d (glove.6B.50d.txt) on a Tesla T4; numbers from other models or vectors are "
       "not comparable to its published ones.");
-  if (!o.model_dir.empty() && o.model_dir.filename().string().find("tiny") != std::string::npos) {
+  if (std::any_of(o.models.begin(), o.models.end(), [](const std::filesystem::path& p) {
+        return p.lexically_normal().string().find("tiny") != std::string::npos;
+      })) {
     run.notes.push_back(
         "The model here is a tiny test model (random weights per shared/README.md), not the "
         "study's 1.6B model: its RWKV rows measure the harness, not RWKV.");

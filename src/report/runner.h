@@ -17,6 +17,7 @@
 #include "baselines/word_tokenizer.h"
 #include "data/pairs.h"
 #include "kernels/gemm.h"
+#include "model/rwkv_embedder.h"
 #include "pooling/pooling.h"
 #include "report/report.h"
 
@@ -39,8 +40,13 @@ struct RunOptions {
   // Methods. An empty path leaves the method out.
   std::filesystem::path glove;  // averaged word vectors ("glove")
   bool sif = false;             // SIF on the same vectors, fitted on the task's fit split
-  std::filesystem::path model_dir, vocab;  // RWKV ("rwkv"); vocab default MODEL/rwkv_vocab...
-  bool random_control = false;             // same architecture, random weights ("random-control")
+  // RWKV models (RWKV-6 and/or RWKV-7, folders or checkpoint files), evaluated one after
+  // another. One model is method "rwkv" (its control "random-control"); several are
+  // "rwkv:<name>" and "random-control:<name>", side by side in one report.
+  std::vector<std::filesystem::path> models;
+  std::filesystem::path vocab;  // World vocabulary; default: beside each model
+  TokenizerKind tokenizer = TokenizerKind::kWorld;
+  bool random_control = false;  // same architecture and shape, random weights
   // Choices (all recorded in the outputs).
   std::string layers = "all";
   bool hf_index = false;
