@@ -15,7 +15,8 @@ namespace {
 
 struct BenchArgs {
   std::string model, vocab, data_dir, threads, lengths = "32,128,512,2048", precision = "bf16",
-                                               format = "md", output, gemm_shape = "512,4096,2048";
+                                               format = "md", output, gemm_shape = "512,4096,2048",
+                                               gemm_path;
   int64_t batch_tokens = 2048, pairs = 0, latency_pairs = 50;
   int repetitions = 3;
   uint64_t seed = 0;
@@ -51,6 +52,7 @@ void WriteText(const std::string& path, const std::string& text) {
 }
 
 int RunBench(const BenchArgs& a) {
+  ApplyGemmPath(a.gemm_path);
   if (a.format != "md" && a.format != "json" && a.format != "both") {
     throw UsageError("-o must be md, json or both");
   }
@@ -141,6 +143,7 @@ Command RegisterBench(CLI::App& app) {
   sub->add_option("--output", a->output,
                   "output file (default: stdout); with -o both, OUT.md and OUT.json");
   sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");
+  AddGemmPathOption(sub, &a->gemm_path);
   return {sub, [a] { return RunBench(*a); }};
 }
 

@@ -20,7 +20,7 @@ namespace {
 
 struct EmbedArgs {
   std::string model, vocab, input = "-", output, layers = "final", pooling = "mean",
-                            normalize = "none", precision = "f32";
+                            normalize = "none", precision = "f32", gemm_path;
   bool hf_index = false, progress = false, check_weights = false;
   int threads = 0;
   int64_t batch_tokens = 2048;
@@ -74,6 +74,7 @@ class PartialFile {
 
 int RunEmbed(const EmbedArgs& a) {
   ApplyThreads(a.threads);
+  ApplyGemmPath(a.gemm_path);
   RwkvEmbedderOptions options;
   options.batch_tokens = a.batch_tokens;
   if (a.precision != "f32" && a.precision != "bf16") {
@@ -192,6 +193,7 @@ Command RegisterEmbed(CLI::App& app) {
                 "scan every weight for NaN/Inf before embedding (reads the whole file)");
   sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");
   AddThreadsOption(sub, &a->threads);
+  AddGemmPathOption(sub, &a->gemm_path);
   return {sub, [a] { return RunEmbed(*a); }};
 }
 

@@ -1,35 +1,130 @@
-// rwkv-embed info: what a model folder holds, and the layer numbering to use with it.
+// rwkv-embed info: what a model folder holds, and the layer numbering to use with it; with
+// --gemm, the CPU's kernels and the GEMM path measured fastest for each weight shape.
+#include <cstdio>
 #include <iostream>
 
 #include "commands.h"
+#include "common.h"
+#include "core/error.h"
+#include "kernels/cpu.h"
+#include "kernels/dispatch.h"
+#include "kernels/gemm_autotune.h"
 #include "model/layer_spec.h"
+#include "model/rwkv6.h"
 #include "model/weights.h"
 
 namespace rwkv_embed::cli {
+namespace {
+
+struct InfoArgs {
+  std::string model, precision = "both", gemm_path;
+  bool check_weights = false, gemm = false;
+  int threads = 0;
+};
+
+void PrintModel(const InfoArgs& a) {
+  LoadOptions load;
+  load.check_finite = a.check_weights;
+  const auto w = ModelWeights::Load(a.model, load);
+  const ModelConfig& c = w->config();
+  std::cout << w->Describe() << "\n"
+            << "weights: " << w->checkpoint_bytes() << " bytes"
+            << (a.check_weights ? " (all finite)" : "") << "\n"
+            << "vocab_size " << c.vocab_size << ", hidden " << c.hidden_size << ", attention "
+            << c.attention_hidden_size << ", intermediate " << c.intermediate_size
+            << ", group-norm eps " << c.group_norm_epsilon() << "\nlayers:\n";
+  const int L = static_cast<int>(c.num_layers);
+  for (int l = 0; l <= L + 1; ++l) std::cout << "  " << LayerLabel(l, L) << "\n";
+}
+
+// Registers the model's weight shapes with the autotuner (a one-token forward at each precision
+// asked for) and measures every m range of them.
+void TuneModel(const InfoArgs& a) {
+  Rwkv6Model model(ModelWeights::Load(a.model));
+  TokenBatch batch;
+  const int32_t token = 0;
+  batch.Add(std::span(&token, 1));
+  for (const char* p : {"f32", "bf16"}) {
+    if (a.precision != "both" && a.precision != p) continue;
+    ForwardOptions fo;
+    fo.precision =
+        std::string(p) == "bf16" ? kernels::MatMulPrecision::kBF16 : kernels::MatMulPrecision::kF32;
+    model.Forward(batch, fo);
+  }
+  kernels::TuneSeenGemmShapes();
+}
+
+std::string Fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
+void PrintGemm(const InfoArgs& a) {
+  if (a.precision != "both" && a.precision != "f32" && a.precision != "bf16") {
+    throw UsageError("--precision must be f32, bf16 or both");
+  }
+  if (!a.model.empty()) TuneModel(a);
+  const auto& f = kernels::DetectCpuFeatures();
+  std::cout << "cpu: " << kernels::CpuIdentity() << "\n"
+            << "features: " << kernels::DescribeCpuFeatures(f) << "\n"
+            << "WKV scan, activations, norms: "
+            << kernels::KernelIsaName(kernels::ActiveKernelIsa()) << "\nGEMM paths available:";
+  for (kernels::GemmPath p : kernels::kAllGemmPaths) {
+    if (kernels::GemmPathAvailable(p)) std::cout << " " << kernels::GemmPathName(p);
+  }
+  const kernels::GemmPath forced = kernels::ForcedGemmPath();
+  std::cout << "\nforced GEMM path: "
+            << (forced == kernels::GemmPath::kAuto ? "none (auto: fastest measured)"
+                                                   : std::string(kernels::GemmPathName(forced)))
+            << "\nautotuning: " << Fixed(kernels::GemmAutotuneSeconds(), 3) << " s spent (budget "
+            << Fixed(kernels::kGemmAutotuneBudgetSeconds, 1) << " s per process)\n"
+            << "cache: " << kernels::GemmCacheStatus() << "\n";
+  const auto table = kernels::GemmTuneTable();
+  if (table.empty()) {
+    std::cout << "no GEMM choices yet (give --model DIR to measure its shapes)\n";
+    return;
+  }
+  std::cout << "\n| n x k | weights | precision | m range | threads | chosen | source | GFLOP/s "
+               "per path |\n| --- | --- | --- | --- | ---: | --- | --- | --- |\n";
+  for (const auto& e : table) {
+    std::string rates;
+    for (const auto& [p, g] : e.gflops) {
+      rates +=
+          (rates.empty() ? "" : ", ") + std::string(kernels::GemmPathName(p)) + " " + Fixed(g, 1);
+    }
+    std::cout << "| " << e.n << " x " << e.k << " | " << DTypeName(e.dtype) << " | "
+              << (e.precision == kernels::MatMulPrecision::kBF16 ? "bf16" : "f32") << " | "
+              << kernels::GemmMBucketName(e.bucket) << " | " << e.threads << " | "
+              << kernels::GemmPathName(e.path) << " | " << e.source << " | "
+              << (rates.empty() ? "-" : rates) << " |\n";
+  }
+}
+
+}  // namespace
 
 Command RegisterInfo(CLI::App& app) {
-  struct Args {
-    std::string model;
-    bool check_weights = false;
-  };
-  auto a = std::make_shared<Args>();
-  auto* sub = app.add_subcommand("info", "Describe a model folder and its layer numbering");
-  sub->add_option("--model", a->model, "model folder")->required();
+  auto a = std::make_shared<InfoArgs>();
+  auto* sub = app.add_subcommand(
+      "info", "Describe a model folder and its layer numbering; --gemm: the CPU's kernels");
+  sub->add_option("--model", a->model, "model folder");
   sub->add_flag("--check-weights", a->check_weights, "scan every weight for NaN/Inf");
+  sub->add_flag("--gemm", a->gemm,
+                "print the CPU features, kernels and the GEMM path chosen per weight shape "
+                "(with --model: measured on its shapes now, or read from the cache)");
+  sub->add_option("--precision", a->precision, "with --gemm --model: f32 | bf16 | both")
+      ->capture_default_str();
+  AddThreadsOption(sub, &a->threads);
+  AddGemmPathOption(sub, &a->gemm_path);
   return {sub, [a] {
-            LoadOptions load;
-            load.check_finite = a->check_weights;
-            const auto w = ModelWeights::Load(a->model, load);
-            const ModelConfig& c = w->config();
-            std::cout << w->Describe() << "\n"
-                      << "weights: " << w->checkpoint_bytes() << " bytes"
-                      << (a->check_weights ? " (all finite)" : "") << "\n"
-                      << "vocab_size " << c.vocab_size << ", hidden " << c.hidden_size
-                      << ", attention " << c.attention_hidden_size << ", intermediate "
-                      << c.intermediate_size << ", group-norm eps " << c.group_norm_epsilon()
-                      << "\nlayers:\n";
-            const int L = static_cast<int>(c.num_layers);
-            for (int l = 0; l <= L + 1; ++l) std::cout << "  " << LayerLabel(l, L) << "\n";
+            ApplyThreads(a->threads);
+            ApplyGemmPath(a->gemm_path);
+            if (a->gemm) {
+              PrintGemm(*a);
+              return 0;
+            }
+            if (a->model.empty()) throw UsageError("info: give --model DIR (or --gemm)");
+            PrintModel(*a);
             return 0;
           }};
 }

@@ -12,7 +12,7 @@ namespace rwkv_embed::cli {
 struct EvalCliArgs {
   std::string data_dir, glove, model, vocab, layers = "all", pooling = "mean", normalize = "none",
                                              precision = "f32", word_tokenizer = "whitespace",
-                                             subset_seeds = "0-4", fit_split = "train";
+                                             subset_seeds = "0-4", fit_split = "train", gemm_path;
   bool hf_index = false, lowercase = false, sif = false, random_control = false,
        no_comparisons = false;
   int threads = 0;

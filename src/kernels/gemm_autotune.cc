@@ -1,0 +1,402 @@
+#include "kernels/gemm_autotune.h"
+
+#include <omp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <tuple>
+
+#include "core/build_info.h"
+#include "core/error.h"
+#include "core/matrix.h"
+#include "kernels/cpu.h"
+#include "kernels/gemm_internal.h"
+#include "kernels/onednn.h"
+
+namespace rwkv_embed::kernels {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kBucketLimit[kGemmMBuckets - 1] = {8, 32, 128, 512};
+constexpr int64_t kBucketTimingM[kGemmMBuckets] = {8, 32, 128, 384, 1024};
+constexpr int kFp32TimingBucket = 2;     // FP32-only problems are timed at m = 128
+constexpr double kMaxTimingFlops = 1e9;  // per run
+constexpr int64_t kMaxTimingWeightBytes = int64_t{8} << 20;
+constexpr double kMaxSecondsPerCandidate = 0.02;  // timed runs stop after this (>= 1 run)
+
+double Seconds(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// (n, k, dtype, precision): what a choice depends on besides m range and threads.
+using Shape = std::tuple<int64_t, int64_t, DType, MatMulPrecision>;
+using Key = std::tuple<int64_t, int64_t, DType, MatMulPrecision, int, int>;
+
+Key KeyOf(const GemmTuneEntry& e) { return {e.n, e.k, e.dtype, e.precision, e.bucket, e.threads}; }
+
+std::vector<GemmPath> Candidates(DType dtype, MatMulPrecision precision) {
+  std::vector<GemmPath> c;
+  for (GemmPath p : kAllGemmPaths) {
+    if (p != GemmPath::kPortable && GemmPathAvailable(p) && GemmPathAccepts(p, dtype, precision)) {
+      c.push_back(p);
+    }
+  }
+  if (c.empty()) c.push_back(GemmPath::kPortable);
+  return c;
+}
+
+bool AllFp32(const std::vector<GemmPath>& candidates) {
+  return std::none_of(candidates.begin(), candidates.end(), GemmPathRoundsToBf16);
+}
+
+// The fixed preference when nothing was measured: the order the paths usually rank in.
+GemmPath DefaultPath(const std::vector<GemmPath>& candidates) {
+  for (GemmPath p : {GemmPath::kAmxBf16, GemmPath::kOneDnnBf16, GemmPath::kAvx512Bf16,
+                     GemmPath::kAvx512F32, GemmPath::kAvx2F32, GemmPath::kOneDnnF32}) {
+    if (std::find(candidates.begin(), candidates.end(), p) != candidates.end()) return p;
+  }
+  return candidates.front();
+}
+
+struct State {
+  std::mutex mutex;
+  std::map<Key, GemmTuneEntry> table;
+  std::set<Shape> seen;
+  double seconds = 0;
+  bool cache_loaded = false;
+  std::vector<GemmTuneEntry> file_entries;  // everything in the file (all thread counts)
+  std::string cache_status = "not used yet";
+};
+
+State& GetState() {
+  static State state;
+  return state;
+}
+
+// Reads the cache file once per process (or after ResetGemmAutotune). Caller holds the mutex.
+void LoadCacheLocked(State& s) {
+  if (s.cache_loaded) return;
+  s.cache_loaded = true;
+  const auto dir = GemmCacheDir();
+  if (dir.empty()) {
+    s.cache_status = "disabled (RWKV_EMBED_CACHE_DIR=off)";
+    return;
+  }
+  const auto file = GemmCacheFile(dir, CurrentGemmCacheIdentity());
+  s.file_entries = LoadGemmCache(file, CurrentGemmCacheIdentity());
+  for (GemmTuneEntry e : s.file_entries) {
+    e.source = "cache";
+    s.table.emplace(KeyOf(e), e);
+  }
+  s.cache_status =
+      "read " + std::to_string(s.file_entries.size()) + " entries from " + file.string();
+}
+
+void SaveCacheLocked(State& s, const GemmTuneEntry& added) {
+  const auto dir = GemmCacheDir();
+  if (dir.empty()) return;
+  const auto file = GemmCacheFile(dir, CurrentGemmCacheIdentity());
+  std::erase_if(s.file_entries, [&](const GemmTuneEntry& e) { return KeyOf(e) == KeyOf(added); });
+  s.file_entries.push_back(added);
+  try {
+    std::filesystem::create_directories(dir);
+    SaveGemmCache(file, CurrentGemmCacheIdentity(), s.file_entries);
+    s.cache_status = "written to " + file.string();
+  } catch (const std::exception& e) {  // a read-only home never stops an embedding run
+    s.cache_status = std::string("could not write ") + file.string() + ": " + e.what();
+  }
+}
+
+// Synthetic operands for timing (values do not change the speed of any path; no subnormals).
+struct TimingData {
+  AlignedVector<float> x, y;
+  AlignedVector<uint8_t> w;
+};
+
+// Best seconds of y = x W^T on `path`: one warm-up run (it also creates oneDNN's primitive),
+// then up to 3 timed runs within kMaxSecondsPerCandidate.
+double TimePath(GemmPath path, const float* x, int64_t m, const WeightMatrix& w, float* y,
+                MatMulPrecision precision) {
+  MatMulTWithPath(path, x, m, w, y, precision);
+  double best = 1e30;
+  const auto start = Clock::now();
+  for (int r = 0; r < 3; ++r) {
+    const auto t0 = Clock::now();
+    MatMulTWithPath(path, x, m, w, y, precision);
+    best = std::min(best, Seconds(t0));
+    if (Seconds(start) > kMaxSecondsPerCandidate) break;
+  }
+  return best;
+}
+
+GemmTuneEntry Measure(const Shape& shape, int bucket, int threads,
+                      const std::vector<GemmPath>& candidates) {
+  const auto [n, k, dtype, precision] = shape;
+  GemmTuneEntry e{n, k, dtype, precision, bucket, threads, candidates.front(), {}, "measured"};
+  const int64_t m = kBucketTimingM[bucket < 0 ? kFp32TimingBucket : bucket];
+  const int64_t esize = dtype == DType::kBF16 ? 2 : 4;
+  int64_t n_sub =
+      std::min<int64_t>(kMaxTimingWeightBytes / (k * esize),
+                        static_cast<int64_t>(kMaxTimingFlops / (2.0 * static_cast<double>(m * k))));
+  n_sub = std::min(n, std::max<int64_t>(128, n_sub / 64 * 64));
+  TimingData d;
+  d.x.resize(static_cast<size_t>(m * k));
+  d.y.resize(static_cast<size_t>(m * n_sub));
+  d.w.resize(static_cast<size_t>(n_sub * k * esize));
+  for (int64_t i = 0; i < m * k; ++i) d.x[i] = static_cast<float>(i % 17) * 0.0625f - 0.5f;
+  for (int64_t i = 0; i < n_sub * k; ++i) {
+    const float v = static_cast<float>(i % 13) * 0.03125f - 0.1875f;
+    if (dtype == DType::kBF16) {
+      const uint16_t b = F32ToBf16(v);
+      std::memcpy(d.w.data() + i * 2, &b, 2);
+    } else {
+      std::memcpy(d.w.data() + i * 4, &v, 4);
+    }
+  }
+  const WeightMatrix w{dtype, d.w.data(), n_sub, k};
+  double best = 1e30;
+  for (GemmPath p : candidates) {
+    const double s = TimePath(p, d.x.data(), m, w, d.y.data(), precision);
+    e.gflops.emplace_back(p, 2.0 * static_cast<double>(m * n_sub * k) / s * 1e-9);
+    if (s < best) {
+      best = s;
+      e.path = p;
+    }
+  }
+  return e;
+}
+
+// The entry for (shape, bucket) at `threads`, measured now if new. Caller holds the mutex.
+const GemmTuneEntry& ChooseLocked(State& s, const Shape& shape, int bucket, int threads,
+                                  const std::vector<GemmPath>& candidates) {
+  const auto [n, k, dtype, precision] = shape;
+  const Key key{n, k, dtype, precision, bucket, threads};
+  auto it = s.table.find(key);
+  if (it != s.table.end()) return it->second;
+  GemmTuneEntry e{n, k, dtype, precision, bucket, threads, candidates.front(), {}, ""};
+  if (candidates.size() == 1) {
+    e.source = "only candidate";
+  } else if (s.seconds >= kGemmAutotuneBudgetSeconds) {
+    e.path = DefaultPath(candidates);
+    e.source = "default (budget spent)";
+  } else {
+    const auto t0 = Clock::now();
+    e = Measure(shape, bucket, threads, candidates);
+    s.seconds += Seconds(t0);
+    SaveCacheLocked(s, e);
+  }
+  return s.table.emplace(key, e).first->second;
+}
+
+uint64_t Fnv1a(const std::string& text) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+std::string PrecisionText(MatMulPrecision p) {
+  return p == MatMulPrecision::kBF16 ? "bf16" : "f32";
+}
+
+}  // namespace
+
+int GemmMBucket(int64_t m) {
+  for (int b = 0; b < kGemmMBuckets - 1; ++b) {
+    if (m <= kBucketLimit[b]) return b;
+  }
+  return kGemmMBuckets - 1;
+}
+
+std::string GemmMBucketName(int bucket) {
+  if (bucket < 0 || bucket >= kGemmMBuckets) return "any m";
+  if (bucket == kGemmMBuckets - 1) return "m>" + std::to_string(kBucketLimit[bucket - 1]);
+  return "m<=" + std::to_string(kBucketLimit[bucket]);
+}
+
+namespace internal {
+
+GemmPath AutotunedPath(int64_t m, const WeightMatrix& w, MatMulPrecision precision) {
+  const std::vector<GemmPath> candidates = Candidates(w.dtype, precision);
+  if (candidates.size() == 1 || m == 0 || w.rows == 0 || w.cols == 0) return candidates.front();
+  // Inside someone else's parallel region timings mean nothing: take the default.
+  if (omp_in_parallel()) return DefaultPath(candidates);
+  const Shape shape{w.rows, w.cols, w.dtype, precision};
+  const int bucket = AllFp32(candidates) ? -1 : GemmMBucket(m);
+  State& s = GetState();
+  std::lock_guard lock(s.mutex);
+  LoadCacheLocked(s);
+  s.seen.insert(shape);
+  return ChooseLocked(s, shape, bucket, omp_get_max_threads(), candidates).path;
+}
+
+}  // namespace internal
+
+std::vector<GemmTuneEntry> GemmTuneTable() {
+  State& s = GetState();
+  std::lock_guard lock(s.mutex);
+  std::vector<GemmTuneEntry> out;
+  for (const auto& [key, e] : s.table) out.push_back(e);
+  return out;
+}
+
+void TuneSeenGemmShapes() {
+  State& s = GetState();
+  std::lock_guard lock(s.mutex);
+  LoadCacheLocked(s);
+  const int threads = omp_get_max_threads();
+  for (const Shape& shape : s.seen) {
+    const auto candidates = Candidates(std::get<2>(shape), std::get<3>(shape));
+    if (AllFp32(candidates)) {
+      ChooseLocked(s, shape, -1, threads, candidates);
+    } else {
+      for (int b = 0; b < kGemmMBuckets; ++b) ChooseLocked(s, shape, b, threads, candidates);
+    }
+  }
+}
+
+double GemmAutotuneSeconds() {
+  State& s = GetState();
+  std::lock_guard lock(s.mutex);
+  return s.seconds;
+}
+
+void ResetGemmAutotune() {
+  State& s = GetState();
+  std::lock_guard lock(s.mutex);
+  s.table.clear();
+  s.seen.clear();
+  s.seconds = 0;
+  s.cache_loaded = false;
+  s.file_entries.clear();
+  s.cache_status = "not used yet";
+}
+
+std::string GemmCacheStatus() {
+  State& s = GetState();
+  std::lock_guard lock(s.mutex);
+  return s.cache_status;
+}
+
+GemmCacheIdentity CurrentGemmCacheIdentity() {
+  GemmCacheIdentity id;
+  id.cpu = CpuIdentity() + " [" + DescribeCpuFeatures(DetectCpuFeatures()) + "]";
+  id.build = std::string("rwkv-embed ") + RWKV_EMBED_VERSION + " " + std::string(BuildCommit());
+  const std::string dnnl = OneDnnVersion();
+  if (!dnnl.empty()) id.build += ", oneDNN " + dnnl;
+  for (GemmPath p : kAllGemmPaths) {
+    if (!GemmPathAvailable(p)) continue;
+    if (!id.paths.empty()) id.paths += ' ';
+    id.paths += GemmPathName(p);
+  }
+  return id;
+}
+
+std::filesystem::path GemmCacheDir() {
+  auto env = [](const char* name) -> std::string {
+    const char* v = std::getenv(name);
+    return v == nullptr ? "" : v;
+  };
+  const std::string own = env("RWKV_EMBED_CACHE_DIR");
+  if (own == "off") return {};
+  if (!own.empty()) return own;
+  const std::string xdg = env("XDG_CACHE_HOME");
+  if (!xdg.empty()) return std::filesystem::path(xdg) / "rwkv-embed";
+  const std::string home = env("HOME");
+  if (!home.empty()) return std::filesystem::path(home) / ".cache" / "rwkv-embed";
+  return {};
+}
+
+std::filesystem::path GemmCacheFile(const std::filesystem::path& dir, const GemmCacheIdentity& id) {
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx",
+                static_cast<unsigned long long>(Fnv1a(id.cpu + '\n' + id.build + '\n' + id.paths)));
+  return dir / ("gemm-" + std::string(hex) + ".json");
+}
+
+void SaveGemmCache(const std::filesystem::path& file, const GemmCacheIdentity& id,
+                   const std::vector<GemmTuneEntry>& entries) {
+  nlohmann::json j;
+  j["identity"] = {{"cpu", id.cpu}, {"build", id.build}, {"paths", id.paths}};
+  j["entries"] = nlohmann::json::array();
+  for (const GemmTuneEntry& e : entries) {
+    nlohmann::json g = nlohmann::json::object();
+    for (const auto& [p, v] : e.gflops) g[std::string(GemmPathName(p))] = v;
+    j["entries"].push_back({{"n", e.n},
+                            {"k", e.k},
+                            {"dtype", std::string(DTypeName(e.dtype))},
+                            {"precision", PrecisionText(e.precision)},
+                            {"bucket", e.bucket},
+                            {"threads", e.threads},
+                            {"path", std::string(GemmPathName(e.path))},
+                            {"gflops", g}});
+  }
+  const auto tmp = file.string() + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw IoError("cannot write " + tmp);
+    out << j.dump(1) << "\n";
+    if (!out) throw IoError("error writing " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, file, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw IoError("cannot rename " + tmp + " to " + file.string());
+  }
+}
+
+std::vector<GemmTuneEntry> LoadGemmCache(const std::filesystem::path& file,
+                                         const GemmCacheIdentity& id) {
+  std::vector<GemmTuneEntry> out;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return out;
+  try {
+    const auto j = nlohmann::json::parse(in);
+    const auto& ji = j.at("identity");
+    const GemmCacheIdentity file_id{ji.at("cpu").get<std::string>(),
+                                    ji.at("build").get<std::string>(),
+                                    ji.at("paths").get<std::string>()};
+    if (!(file_id == id)) return out;
+    for (const auto& je : j.at("entries")) {
+      GemmTuneEntry e;
+      e.n = je.at("n").get<int64_t>();
+      e.k = je.at("k").get<int64_t>();
+      const auto dtype = je.at("dtype").get<std::string>();
+      if (dtype != "F32" && dtype != "BF16") continue;
+      e.dtype = dtype == "BF16" ? DType::kBF16 : DType::kF32;
+      e.precision = je.at("precision").get<std::string>() == "bf16" ? MatMulPrecision::kBF16
+                                                                    : MatMulPrecision::kF32;
+      e.bucket = je.at("bucket").get<int>();
+      e.threads = je.at("threads").get<int>();
+      e.path = ParseGemmPath(je.at("path").get<std::string>());
+      for (const auto& [name, v] : je.at("gflops").items()) {
+        e.gflops.emplace_back(ParseGemmPath(name), v.get<double>());
+      }
+      if (e.n < 1 || e.k < 1 || e.bucket < -1 || e.bucket >= kGemmMBuckets || e.threads < 1 ||
+          e.path == GemmPath::kAuto || !GemmPathAvailable(e.path) ||
+          !GemmPathAccepts(e.path, e.dtype, e.precision)) {
+        continue;
+      }
+      e.source = "cache";
+      out.push_back(std::move(e));
+    }
+  } catch (const std::exception&) {  // malformed: start cold
+    out.clear();
+  }
+  return out;
+}
+
+}  // namespace rwkv_embed::kernels

@@ -1,0 +1,87 @@
+// GEMM path choice by measurement on the running machine. The first time MatMulT meets a weight
+// shape (n, k), dtype and precision in an m range, it times every path that can take the problem
+// (kernels/gemm.h; the portable loop only when nothing else runs) on that shape with synthetic
+// data for a short time, and keeps the fastest. Choices are cached per CPU identity, build and
+// path set in $RWKV_EMBED_CACHE_DIR, else $XDG_CACHE_HOME/rwkv-embed, else ~/.cache/rwkv-embed
+// (file gemm-<hash>.json; RWKV_EMBED_CACHE_DIR=off disables it), so the next run starts at once.
+//
+// m ranges: m <= 8, <= 32, <= 128, <= 512, larger, timed at m = 8, 32, 128, 384, 1024 with W cut
+// to at most 8 MiB and ~1 GFLOP per run. When every candidate computes in FP32 (precision kF32,
+// or F32 weights) there is one choice for every m, so that a row's result never depends on how
+// many rows it is multiplied with (embeddings independent of batching, bit for bit); with BF16
+// math the choice is per m range. Measuring stops once kGemmAutotuneBudgetSeconds of wall time
+// have been spent in a process; later problems take a fixed preference order (not cached).
+// A Finch-1B6 model has 7 weight shapes: all of them in every m range at both precisions fit the
+// budget (bench reports the time spent).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/gemm.h"
+
+namespace rwkv_embed::kernels {
+
+inline constexpr double kGemmAutotuneBudgetSeconds = 1.0;
+inline constexpr int kGemmMBuckets = 5;
+
+// The m range of m rows: 0..4 (see above); -1 stands for "every m".
+int GemmMBucket(int64_t m);
+std::string GemmMBucketName(int bucket);  // "m<=8", ..., "m>512", "any m"
+
+struct GemmTuneEntry {
+  int64_t n = 0, k = 0;
+  DType dtype = DType::kF32;
+  MatMulPrecision precision = MatMulPrecision::kF32;
+  int bucket = -1;
+  int threads = 0;
+  GemmPath path = GemmPath::kPortable;
+  std::vector<std::pair<GemmPath, double>> gflops;  // every candidate timed (empty: not timed)
+  std::string source;  // "measured", "cache", "only candidate", "default (budget spent)"
+};
+
+// The choices made or loaded so far in this process, ordered by shape, precision, bucket.
+std::vector<GemmTuneEntry> GemmTuneTable();
+
+// Chooses (measuring where needed) every m range of every weight shape MatMulT has seen in this
+// process, at the current OpenMP thread count, so that later calls measure nothing.
+void TuneSeenGemmShapes();
+
+// Wall time spent measuring in this process.
+double GemmAutotuneSeconds();
+
+// Forgets every choice, seen shape and the time spent (tests; the cache file is kept).
+void ResetGemmAutotune();
+
+// ---- The cache file ---------------------------------------------------------------------------
+struct GemmCacheIdentity {
+  std::string cpu;    // CpuIdentity() and the detected features
+  std::string build;  // rwkv-embed version and commit, oneDNN version
+  std::string paths;  // the available paths
+  bool operator==(const GemmCacheIdentity&) const = default;
+};
+GemmCacheIdentity CurrentGemmCacheIdentity();
+
+// The cache folder from the environment (see above); empty when caching is off.
+std::filesystem::path GemmCacheDir();
+// dir / "gemm-<16 hex digits of a hash of the identity>.json".
+std::filesystem::path GemmCacheFile(const std::filesystem::path& dir, const GemmCacheIdentity& id);
+
+// Writes the entries (atomically: a temporary file renamed into place). Throws IoError.
+void SaveGemmCache(const std::filesystem::path& file, const GemmCacheIdentity& id,
+                   const std::vector<GemmTuneEntry>& entries);
+// The entries of a cache file written for `id`; empty when the file is absent, unreadable,
+// malformed or written for another identity (a cache is only ever a hint). Entries naming a path
+// this process cannot run are dropped.
+std::vector<GemmTuneEntry> LoadGemmCache(const std::filesystem::path& file,
+                                         const GemmCacheIdentity& id);
+
+// What happened to the cache file in this process ("read 35 entries from F", "written to F",
+// "disabled (RWKV_EMBED_CACHE_DIR=off)", "could not write F: ...").
+std::string GemmCacheStatus();
+
+}  // namespace rwkv_embed::kernels
