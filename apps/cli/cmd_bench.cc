@@ -15,7 +15,7 @@ namespace {
 
 struct BenchArgs {
   std::string model, vocab, data_dir, threads, lengths = "32,128,512,2048", precision = "bf16",
-                                               format = "md", output, gemm_shape = "512,4096,2048",
+                                               format = "md", output, gemm_shape = "512,0,0",
                                                gemm_path;
   int64_t batch_tokens = 2048, pairs = 0, latency_pairs = 50;
   int repetitions = 3;
@@ -71,7 +71,9 @@ int RunBench(const BenchArgs& a) {
   }
   o.lengths = ParseIntList(a.lengths, "--lengths");
   const auto gemm = ParseIntList(a.gemm_shape, "--gemm-shape", /*allow_zero=*/true);
-  if (gemm.size() != 3) throw UsageError("--gemm-shape must be M,N,K (M = 0 skips)");
+  if (gemm.size() != 3) {
+    throw UsageError("--gemm-shape must be M,N,K (M = 0 skips; N = K = 0: the model's largest)");
+  }
   o.gemm_m = gemm[0];
   o.gemm_n = gemm[1];
   o.gemm_k = gemm[2];
@@ -136,7 +138,8 @@ Command RegisterBench(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--gemm-shape", a->gemm_shape,
-                  "M,N,K of the GEMM-peak measurement (BF16 W[N,K]); M = 0 skips it")
+                  "M,N,K of the GEMM peaks (oneDNN outside peak and MatMulT, W[N,K]); N = K = 0: "
+                  "the model's largest weight shape; M = 0 skips them")
       ->capture_default_str();
   sub->add_option("--seed", a->seed, "seed of the random token ids")->capture_default_str();
   sub->add_option("-o", a->format, "output format: md | json | both")->capture_default_str();
