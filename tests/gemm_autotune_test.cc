@@ -5,6 +5,7 @@
 #include "kernels/gemm_autotune.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -164,15 +165,21 @@ TEST_F(GemmAutotuneTest, MalformedOrUnrunnableEntriesAreIgnored) {
   Multiply(4, 64, 64, MatMulPrecision::kBF16);
 }
 
-TEST_F(GemmAutotuneTest, Fp32ProblemsHaveOneChoiceForEveryM) {
-  // Every row must come out the same whatever m is (batching-independent embeddings).
+TEST_F(GemmAutotuneTest, Fp32ProblemsHaveOneChoiceForEveryMAndThreadCount) {
+  // Every row must come out the same whatever m and --threads are (embeddings independent of
+  // batching and threads).
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
   Multiply(1, 128, 128, MatMulPrecision::kF32);
+  omp_set_num_threads(2);
   Multiply(700, 128, 128, MatMulPrecision::kF32);
+  omp_set_num_threads(saved);
   Multiply(3, 128, 128, MatMulPrecision::kBF16, DType::kF32);  // F32 weights: FP32 math too
   const auto table = GemmTuneTable();
   ASSERT_EQ(table.size(), 2u);  // one per (dtype, precision), never per m
   for (const auto& e : table) {
     EXPECT_EQ(e.bucket, -1);
+    EXPECT_EQ(e.threads, 0);
     EXPECT_FALSE(GemmPathRoundsToBf16(e.path)) << GemmPathName(e.path);
   }
 }

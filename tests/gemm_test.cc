@@ -169,11 +169,20 @@ TEST_P(GemmPathTest, MatchesDoubleReferenceOnOddShapes) {
   }
 }
 
+// Whether the variant promises bit-identical rows whatever the thread count and batch size:
+// every forced path does; the measured choice (kAuto) only where it has one choice for every m and
+// thread count, i.e. when no candidate rounds x to BF16 (gemm_autotune.h).
+bool PromisesBitIdentity(const Variant& v) {
+  return v.path != GemmPath::kAuto ||
+         !(v.wtype == DType::kBF16 && v.precision == MatMulPrecision::kBF16);
+}
+
 TEST_P(GemmPathTest, ThreadCountDoesNotChangeResults) {
   // Threads split n; each output is computed by the same instruction sequence either way. The
   // problem is big enough (15M multiply-adds) for every path to go parallel.
   const Problem p(70, 208, 1024, 99);
   for (const Variant& v : VariantsOf(GetParam())) {
+    if (!PromisesBitIdentity(v)) continue;
     std::vector<float> y1(p.m * p.n), y2(p.m * p.n);
     const int saved = omp_get_max_threads();
     omp_set_num_threads(1);
@@ -190,6 +199,7 @@ TEST_P(GemmPathTest, RowResultsDoNotDependOnHowManyRowsAreMultiplied) {
   // position of a large one: embeddings must not depend on what a sentence is packed with.
   const Problem p(45, 70, 160, 5);
   for (const Variant& v : VariantsOf(GetParam())) {
+    if (!PromisesBitIdentity(v)) continue;
     std::vector<float> all(p.m * p.n);
     MatMulTWithPath(v.path, p.x.data(), p.m, p.Weights(v.wtype), all.data(), v.precision);
     for (int64_t start : {0, 1, 17, 44}) {

@@ -95,7 +95,8 @@ void PrintGemm(const InfoArgs& a) {
     }
     std::cout << "| " << e.n << " x " << e.k << " | " << DTypeName(e.dtype) << " | "
               << (e.precision == kernels::MatMulPrecision::kBF16 ? "bf16" : "f32") << " | "
-              << kernels::GemmMBucketName(e.bucket) << " | " << e.threads << " | "
+              << kernels::GemmMBucketName(e.bucket) << " | "
+              << (e.threads > 0 ? std::to_string(e.threads) : "any") << " | "
               << kernels::GemmPathName(e.path) << " | " << e.source << " | "
               << (rates.empty() ? "-" : rates) << " |\n";
   }

@@ -30,7 +30,7 @@ using Clock = std::chrono::steady_clock;
 constexpr int64_t kBucketLimit[kGemmMBuckets - 1] = {8, 32, 128, 512};
 constexpr int64_t kBucketTimingM[kGemmMBuckets] = {8, 32, 128, 384, 1024};
 constexpr int kFp32TimingBucket = 2;     // FP32-only problems are timed at m = 128
-constexpr double kMaxTimingFlops = 1e9;  // per run
+constexpr double kMaxTimingFlops = 3e8;  // per run
 constexpr int64_t kMaxTimingWeightBytes = int64_t{8} << 20;
 constexpr double kMaxSecondsPerCandidate = 0.02;  // timed runs stop after this (>= 1 run)
 
@@ -124,13 +124,13 @@ struct TimingData {
 };
 
 // Best seconds of y = x W^T on `path`: one warm-up run (it also creates oneDNN's primitive),
-// then up to 3 timed runs within kMaxSecondsPerCandidate.
+// then up to 2 timed runs within kMaxSecondsPerCandidate.
 double TimePath(GemmPath path, const float* x, int64_t m, const WeightMatrix& w, float* y,
                 MatMulPrecision precision) {
   MatMulTWithPath(path, x, m, w, y, precision);
   double best = 1e30;
   const auto start = Clock::now();
-  for (int r = 0; r < 3; ++r) {
+  for (int r = 0; r < 2; ++r) {
     const auto t0 = Clock::now();
     MatMulTWithPath(path, x, m, w, y, precision);
     best = std::min(best, Seconds(t0));
@@ -148,7 +148,7 @@ GemmTuneEntry Measure(const Shape& shape, int bucket, int threads,
   int64_t n_sub =
       std::min<int64_t>(kMaxTimingWeightBytes / (k * esize),
                         static_cast<int64_t>(kMaxTimingFlops / (2.0 * static_cast<double>(m * k))));
-  n_sub = std::min(n, std::max<int64_t>(128, n_sub / 64 * 64));
+  n_sub = std::min(n, std::max<int64_t>(64, n_sub / 64 * 64));
   TimingData d;
   d.x.resize(static_cast<size_t>(m * k));
   d.y.resize(static_cast<size_t>(m * n_sub));
@@ -234,12 +234,14 @@ GemmPath AutotunedPath(int64_t m, const WeightMatrix& w, MatMulPrecision precisi
   // Inside someone else's parallel region timings mean nothing: take the default.
   if (omp_in_parallel()) return DefaultPath(candidates);
   const Shape shape{w.rows, w.cols, w.dtype, precision};
-  const int bucket = AllFp32(candidates) ? -1 : GemmMBucket(m);
+  const bool fp32 = AllFp32(candidates);
   State& s = GetState();
   std::lock_guard lock(s.mutex);
   LoadCacheLocked(s);
   s.seen.insert(shape);
-  return ChooseLocked(s, shape, bucket, omp_get_max_threads(), candidates).path;
+  return ChooseLocked(s, shape, fp32 ? -1 : GemmMBucket(m), fp32 ? 0 : omp_get_max_threads(),
+                      candidates)
+      .path;
 }
 
 }  // namespace internal
@@ -260,7 +262,7 @@ void TuneSeenGemmShapes() {
   for (const Shape& shape : s.seen) {
     const auto candidates = Candidates(std::get<2>(shape), std::get<3>(shape));
     if (AllFp32(candidates)) {
-      ChooseLocked(s, shape, -1, threads, candidates);
+      ChooseLocked(s, shape, -1, 0, candidates);
     } else {
       for (int b = 0; b < kGemmMBuckets; ++b) ChooseLocked(s, shape, b, threads, candidates);
     }
@@ -385,7 +387,7 @@ std::vector<GemmTuneEntry> LoadGemmCache(const std::filesystem::path& file,
       for (const auto& [name, v] : je.at("gflops").items()) {
         e.gflops.emplace_back(ParseGemmPath(name), v.get<double>());
       }
-      if (e.n < 1 || e.k < 1 || e.bucket < -1 || e.bucket >= kGemmMBuckets || e.threads < 1 ||
+      if (e.n < 1 || e.k < 1 || e.bucket < -1 || e.bucket >= kGemmMBuckets || e.threads < 0 ||
           e.path == GemmPath::kAuto || !GemmPathAvailable(e.path) ||
           !GemmPathAccepts(e.path, e.dtype, e.precision)) {
         continue;

@@ -5,14 +5,16 @@
 // path set in $RWKV_EMBED_CACHE_DIR, else $XDG_CACHE_HOME/rwkv-embed, else ~/.cache/rwkv-embed
 // (file gemm-<hash>.json; RWKV_EMBED_CACHE_DIR=off disables it), so the next run starts at once.
 //
+// Choices depend on the OpenMP thread count, except FP32 ones (below).
 // m ranges: m <= 8, <= 32, <= 128, <= 512, larger, timed at m = 8, 32, 128, 384, 1024 with W cut
-// to at most 8 MiB and ~1 GFLOP per run. When every candidate computes in FP32 (precision kF32,
-// or F32 weights) there is one choice for every m, so that a row's result never depends on how
-// many rows it is multiplied with (embeddings independent of batching, bit for bit); with BF16
-// math the choice is per m range. Measuring stops once kGemmAutotuneBudgetSeconds of wall time
-// have been spent in a process; later problems take a fixed preference order (not cached).
-// A Finch-1B6 model has 7 weight shapes: all of them in every m range at both precisions fit the
-// budget (bench reports the time spent).
+// to at most 8 MiB and (from 64 rows on) 0.3 GFLOP per run: one warm-up and up to two timed runs.
+// When every candidate computes in FP32 (precision kF32, or F32 weights) there is one choice for
+// every m and thread count, made at the first one seen, so that a row's result never depends on how
+// many rows it is multiplied with or on --threads (embeddings independent of batching, bit for
+// bit); with BF16 math the choice is per m range and thread count. Measuring stops once
+// kGemmAutotuneBudgetSeconds of wall time have been spent in a process; later problems take a fixed
+// preference order (not cached). A Finch-1B6 model has 7 weight shapes: all of them in every m
+// range at both precisions fit the budget (bench reports the time spent).
 #pragma once
 
 #include <cstdint>
@@ -38,7 +40,7 @@ struct GemmTuneEntry {
   DType dtype = DType::kF32;
   MatMulPrecision precision = MatMulPrecision::kF32;
   int bucket = -1;
-  int threads = 0;
+  int threads = 0;  // 0: every thread count (FP32 problems)
   GemmPath path = GemmPath::kPortable;
   std::vector<std::pair<GemmPath, double>> gflops;  // every candidate timed (empty: not timed)
   std::string source;  // "measured", "cache", "only candidate", "default (budget spent)"
