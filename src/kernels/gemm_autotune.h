@@ -7,7 +7,8 @@
 //
 // Choices depend on the OpenMP thread count, except FP32 ones (below).
 // m ranges: m <= 8, <= 32, <= 128, <= 512, larger, timed at m = 8, 32, 128, 384, 1024 with W cut
-// to at most 8 MiB and (from 64 rows on) 0.3 GFLOP per run: one warm-up and up to two timed runs.
+// to at most 8 MiB and (from 64 rows on) 0.3 GFLOP per run: one warm-up run per candidate, then
+// two or three rounds timing each candidate in turn (best time kept).
 // When every candidate computes in FP32 (precision kF32, or F32 weights) there is one choice for
 // every m and thread count, made at the first one seen, so that a row's result never depends on how
 // many rows it is multiplied with or on --threads (embeddings independent of batching, bit for
