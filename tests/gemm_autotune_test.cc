@@ -31,9 +31,11 @@ class GemmAutotuneTest : public ::testing::Test {
     setenv("RWKV_EMBED_CACHE_DIR", dir_.c_str(), 1);
     ForceGemmPath(GemmPath::kAuto);
     ResetGemmAutotune();
+    SetGemmTimingStabilityCheck(false);
   }
   void TearDown() override {
     setenv("RWKV_EMBED_CACHE_DIR", "off", 1);
+    SetGemmTimingStabilityCheck(true);
     ResetGemmAutotune();
     fs::remove_all(dir_);
   }

@@ -83,7 +83,11 @@ void InitFromEnvironment() {
   if (g_forced_set) return;
   GemmPath path = GemmPath::kAuto;
   if (const char* env = std::getenv("RWKV_EMBED_GEMM_PATH"); env != nullptr && *env != '\0') {
-    path = ParseGemmPath(env);
+    try {
+      path = ParseGemmPath(env);
+    } catch (const UsageError& e) {
+      throw UsageError(std::string("RWKV_EMBED_GEMM_PATH: ") + e.what());
+    }
     CheckAvailable(path, "RWKV_EMBED_GEMM_PATH");
   }
   SetForcedLocked(path);

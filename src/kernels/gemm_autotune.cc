@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +35,9 @@ constexpr double kMaxTimingFlops = 3e8;  // per run
 constexpr int64_t kMaxTimingWeightBytes = int64_t{8} << 20;
 constexpr int kMaxTimingRounds = 3;
 constexpr double kMaxSecondsPerEntry = 0.05;  // no third round after this
+constexpr double kStableRatio = 1.25;         // winner's second-best run / best run
+
+std::atomic<bool> g_check_stability{true};
 
 double Seconds(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -152,23 +156,31 @@ GemmTuneEntry Measure(const Shape& shape, int bucket, int threads,
   // One warm-up run per candidate (it also creates oneDNN's primitive), then rounds that run every
   // candidate once in turn, keeping each one's best time: a burst of load from other processes
   // then hits all candidates alike instead of one.
-  std::vector<double> best(candidates.size(), 1e30);
+  std::vector<double> best(candidates.size(), 1e30), second(candidates.size(), 1e30);
   for (GemmPath p : candidates) MatMulTWithPath(p, d.x.data(), m, w, d.y.data(), precision);
   const auto start = Clock::now();
   for (int round = 0; round < kMaxTimingRounds; ++round) {
     for (size_t i = 0; i < candidates.size(); ++i) {
       const auto t0 = Clock::now();
       MatMulTWithPath(candidates[i], d.x.data(), m, w, d.y.data(), precision);
-      best[i] = std::min(best[i], Seconds(t0));
+      const double t = Seconds(t0);
+      second[i] = std::min(second[i], std::max(best[i], t));
+      best[i] = std::min(best[i], t);
     }
     if (round >= 1 && Seconds(start) > kMaxSecondsPerEntry) break;
   }
+  size_t win = 0;
   for (size_t i = 0; i < candidates.size(); ++i) {
     e.gflops.emplace_back(candidates[i], 2.0 * static_cast<double>(m * n_sub * k) / best[i] * 1e-9);
-    if (best[i] < best[static_cast<size_t>(std::find(candidates.begin(), candidates.end(), e.path) -
-                                           candidates.begin())]) {
-      e.path = candidates[i];
-    }
+    if (best[i] < best[win]) win = i;
+  }
+  e.path = candidates[win];
+  // On a machine busy with other work a run can lose whole scheduler time slices, and then the
+  // fastest time says nothing: unless the winner's two best runs agree, fall back to the fixed
+  // preference order and do not cache the choice (the next run measures again).
+  if (g_check_stability.load() && second[win] > kStableRatio * best[win]) {
+    e.path = DefaultPath(candidates);
+    e.source = "default (timings unstable)";
   }
   return e;
 }
@@ -190,7 +202,7 @@ const GemmTuneEntry& ChooseLocked(State& s, const Shape& shape, int bucket, int 
     const auto t0 = Clock::now();
     e = Measure(shape, bucket, threads, candidates);
     s.seconds += Seconds(t0);
-    SaveCacheLocked(s, e);
+    if (e.source == "measured") SaveCacheLocked(s, e);
   }
   return s.table.emplace(key, e).first->second;
 }
@@ -270,6 +282,8 @@ void TuneSeenGemmShapes() {
     }
   }
 }
+
+void SetGemmTimingStabilityCheck(bool on) { g_check_stability.store(on); }
 
 double GemmAutotuneSeconds() {
   State& s = GetState();

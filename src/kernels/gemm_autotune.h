@@ -8,7 +8,9 @@
 // Choices depend on the OpenMP thread count, except FP32 ones (below).
 // m ranges: m <= 8, <= 32, <= 128, <= 512, larger, timed at m = 8, 32, 128, 384, 1024 with W cut
 // to at most 8 MiB and (from 64 rows on) 0.3 GFLOP per run: one warm-up run per candidate, then
-// two or three rounds timing each candidate in turn (best time kept).
+// two or three rounds timing each candidate in turn (best time kept). A choice whose winner's two
+// best runs differ by more than 25% (a machine busy with other work) is not trusted: the fixed
+// preference order decides and nothing is cached.
 // When every candidate computes in FP32 (precision kF32, or F32 weights) there is one choice for
 // every m and thread count, made at the first one seen, so that a row's result never depends on how
 // many rows it is multiplied with or on --threads (embeddings independent of batching, bit for
@@ -44,7 +46,8 @@ struct GemmTuneEntry {
   int threads = 0;  // 0: every thread count (FP32 problems)
   GemmPath path = GemmPath::kPortable;
   std::vector<std::pair<GemmPath, double>> gflops;  // every candidate timed (empty: not timed)
-  std::string source;  // "measured", "cache", "only candidate", "default (budget spent)"
+  // "measured", "cache", "only candidate", "default (budget spent)", "default (timings unstable)"
+  std::string source;
 };
 
 // The choices made or loaded so far in this process, ordered by shape, precision, bucket.
@@ -53,6 +56,10 @@ std::vector<GemmTuneEntry> GemmTuneTable();
 // Chooses (measuring where needed) every m range of every weight shape MatMulT has seen in this
 // process, at the current OpenMP thread count, so that later calls measure nothing.
 void TuneSeenGemmShapes();
+
+// Whether unstable timings fall back to the preference order (default on). Tests switch it off:
+// a busy test machine must not decide what they check.
+void SetGemmTimingStabilityCheck(bool on);
 
 // Wall time spent measuring in this process.
 double GemmAutotuneSeconds();
