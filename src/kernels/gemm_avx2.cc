@@ -100,7 +100,10 @@ RWKV_TARGET_AVX2 void Micro(const float* x, int64_t ldx, const float* bp, int64_
     return;
   }
   // A partial panel (the last columns of y): through a buffer, same sums.
+  // (Fully unrolled like the loops above: an indexed access would keep c0/c1 in memory, and the
+  // k loop would then store all 12 accumulators every step.)
   alignas(32) float buf[kNR];
+#pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) {
     _mm256_store_ps(buf, c0[i]);
     _mm256_store_ps(buf + 8, c1[i]);
