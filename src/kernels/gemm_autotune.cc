@@ -128,8 +128,10 @@ struct TimingData {
   AlignedVector<uint8_t> w;
 };
 
+// `remaining`: seconds of the budget left; rounds stop when it is spent (an entry cut short has
+// no second run to confirm its winner, so it is "unstable" and not cached).
 GemmTuneEntry Measure(const Shape& shape, int bucket, int threads,
-                      const std::vector<GemmPath>& candidates) {
+                      const std::vector<GemmPath>& candidates, double remaining) {
   const auto [n, k, dtype, precision] = shape;
   GemmTuneEntry e{n, k, dtype, precision, bucket, threads, candidates.front(), {}, "measured"};
   const int64_t m = kBucketTimingM[bucket < 0 ? kFp32TimingBucket : bucket];
@@ -157,9 +159,10 @@ GemmTuneEntry Measure(const Shape& shape, int bucket, int threads,
   // candidate once in turn, keeping each one's best time: a burst of load from other processes
   // then hits all candidates alike instead of one.
   std::vector<double> best(candidates.size(), 1e30), second(candidates.size(), 1e30);
+  const auto entry_start = Clock::now();
   for (GemmPath p : candidates) MatMulTWithPath(p, d.x.data(), m, w, d.y.data(), precision);
   const auto start = Clock::now();
-  for (int round = 0; round < kMaxTimingRounds; ++round) {
+  for (int round = 0; round < kMaxTimingRounds && Seconds(entry_start) < remaining; ++round) {
     for (size_t i = 0; i < candidates.size(); ++i) {
       const auto t0 = Clock::now();
       MatMulTWithPath(candidates[i], d.x.data(), m, w, d.y.data(), precision);
@@ -200,7 +203,7 @@ const GemmTuneEntry& ChooseLocked(State& s, const Shape& shape, int bucket, int 
     e.source = "default (budget spent)";
   } else {
     const auto t0 = Clock::now();
-    e = Measure(shape, bucket, threads, candidates);
+    e = Measure(shape, bucket, threads, candidates, kGemmAutotuneBudgetSeconds - s.seconds);
     s.seconds += Seconds(t0);
     if (e.source == "measured") SaveCacheLocked(s, e);
   }

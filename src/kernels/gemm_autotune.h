@@ -15,9 +15,10 @@
 // every m and thread count, made at the first one seen, so that a row's result never depends on how
 // many rows it is multiplied with or on --threads (embeddings independent of batching, bit for
 // bit); with BF16 math the choice is per m range and thread count. Measuring stops once
-// kGemmAutotuneBudgetSeconds of wall time have been spent in a process; later problems take a fixed
-// preference order (not cached). A Finch-1B6 model has 7 weight shapes: all of them in every m
-// range at both precisions fit the budget (bench reports the time spent).
+// kGemmAutotuneBudgetSeconds (1 s) of wall time have been spent in a process (overrun: at most the
+// warm-up runs of the entry in progress); problems left take a fixed preference order and are not
+// cached, so a later run measures them. A Finch-1B6 model has 7 weight shapes, i.e. 42 choices
+// (7 FP32, 35 BF16); `bench` and `info --gemm` report the time spent.
 #pragma once
 
 #include <cstdint>
