@@ -139,7 +139,11 @@ void GemmOneDnn(const float* x, int64_t m, const WeightMatrix& w, float* y, bool
   try {
     const auto p = Cache().Get(m, w.rows, w.cols, bf16);
     if (bf16) {
-      AlignedVector<uint16_t> xb(static_cast<size_t>(m * w.cols));
+      // Kept per calling thread and only grown: a fresh buffer per call would be a fresh mmap
+      // (page faults on every product; up to m x k x 2 bytes = 29 MB for Finch's FFN at m = 2048).
+      thread_local AlignedVector<uint16_t> xb;
+      const auto need = static_cast<size_t>(m * w.cols);
+      if (xb.size() < need) xb.resize(need);
       ToBf16(x, m, w.cols, xb.data());
       Execute(*p, xb.data(), w.data, y);
     } else {
