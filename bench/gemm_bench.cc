@@ -275,9 +275,20 @@ void RegisterAll() {
          BenchPath(st, GemmPath::kPortable, MatMulPrecision::kF32, s, m, t);
        },
        128},
+      {"avx2_f32",
+       [](benchmark::State& st, Shape s, int64_t m, int t) {
+         BenchPath(st, GemmPath::kAvx2F32, MatMulPrecision::kF32, s, m, t);
+       },
+       kMaxM},
       {"avx512_f32",
        [](benchmark::State& st, Shape s, int64_t m, int t) {
          BenchPath(st, GemmPath::kAvx512F32, MatMulPrecision::kF32, s, m, t);
+       },
+       kMaxM},
+      // The oneDNN path as MatMulT runs it (x rounded to BF16 inside the timed call).
+      {"onednn_bf16_path",
+       [](benchmark::State& st, Shape s, int64_t m, int t) {
+         BenchPath(st, GemmPath::kOneDnnBf16, MatMulPrecision::kBF16, s, m, t);
        },
        kMaxM},
       {"avx512_bf16",

@@ -11,6 +11,8 @@
 #include "bench/process.h"
 #include "bench/stats.h"
 #include "core/error.h"
+#include "kernels/gemm.h"
+#include "kernels/onednn.h"
 #include "model/random_init.h"
 #include "test_util.h"
 
@@ -197,7 +199,33 @@ TEST(CliBenchTest, TinyModelJsonHasEveryFieldFinite) {
   EXPECT_DOUBLE_EQ(j["model"]["flops_per_token"].get<double>(), 1818624.0);
   EXPECT_EQ(j["settings"]["precision"], "bf16");
 
-  // Both precisions of the GEMM peak at the one thread count.
+  // The row labels of llama-bench, and the GEMM path choice made before the timed tests.
+  EXPECT_EQ(j["model"]["name"], "rwkv6 0.02B BF16");
+  EXPECT_EQ(j["model"]["params"].get<int64_t>(), 811008 + 2 * 65536 * 128);
+  EXPECT_FALSE(j["build"]["commit"].get<std::string>().empty());
+  ExpectFinite(j["autotune"], "seconds", "autotune");
+  EXPECT_FALSE(j["autotune"]["choices"].empty());
+  for (const auto& c : j["autotune"]["choices"]) {
+    EXPECT_NO_THROW(kernels::ParseGemmPath(c["path"].get<std::string>())) << c.dump();
+    // One choice for every thread count (0) and m, at both precisions.
+    EXPECT_EQ(c["threads"], 0) << c.dump();
+  }
+
+  // The outside peak: oneDNN's own matmul on the requested shape, where this build has oneDNN.
+  ASSERT_EQ(j["outside_peak"].size(), 1u);
+  const auto& outside = j["outside_peak"][0];
+  EXPECT_EQ(outside["threads"], 1);
+  EXPECT_EQ(outside["n"], 64);
+  const bool have_outside = !kernels::OneDnnVersion().empty();
+  if (have_outside) {
+    EXPECT_GT(outside["gflops"].get<double>(), 0);
+    EXPECT_NE(outside["source"].get<std::string>().find("oneDNN"), std::string::npos);
+    EXPECT_DOUBLE_EQ(
+        outside["gflops"].get<double>(),
+        std::max(outside["bf16_gflops"].get<double>(), outside["f32_gflops"].get<double>()));
+  }
+
+  // Both precisions of MatMulT's own rate at the one thread count.
   ASSERT_EQ(j["gemm_peak"].size(), 2u);
   for (const auto& p : j["gemm_peak"]) {
     EXPECT_EQ(p["threads"], 1);
@@ -225,11 +253,19 @@ TEST(CliBenchTest, TinyModelJsonHasEveryFieldFinite) {
     EXPECT_EQ(row["test"], tests[i]);
     EXPECT_EQ(row["n_threads"], 1);
     for (const char* key : {"avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "sentences_per_s",
-                            "gflops", "pct_of_gemm_peak", "flops"}) {
+                            "gflops", "pct_of_outside_peak", "flops"}) {
       ExpectFinite(row, key, where);
     }
     EXPECT_GT(row["avg_ts"].get<double>(), 0) << where;
-    EXPECT_GT(row["pct_of_gemm_peak"].get<double>(), 0) << where;
+    if (have_outside) {
+      EXPECT_GT(row["pct_of_outside_peak"].get<double>(), 0) << where;
+    }
+    EXPECT_EQ(row["model"], "rwkv6 0.02B BF16") << where;
+    EXPECT_EQ(row["backend"], "CPU") << where;
+    EXPECT_EQ(row["cpu_info"], j["system"]["cpu"]) << where;
+    EXPECT_EQ(row["build_commit"], j["build"]["commit"]) << where;
+    // Every product ran on some path: "name NN%" items.
+    EXPECT_NE(row["gemm_paths"].get<std::string>().find('%'), std::string::npos) << where;
     // The FLOPs of a row are the hand-counted per-token FLOPs times its tokens.
     EXPECT_DOUBLE_EQ(row["flops"].get<double>(), 1818624.0 * row["n_tokens"].get<double>())
         << where;
@@ -264,6 +300,18 @@ TEST(CliBenchTest, MarkdownTableHasOneRowPerTest) {
   EXPECT_NE(run.out.find("GEMM peak not measured"), std::string::npos);
   // A single length: no exponent to fit.
   EXPECT_EQ(run.out.find("time ~ length^"), std::string::npos);
+  // Two runs: a spread for each row.
+  EXPECT_NE(run.out.find(" ± "), std::string::npos) << run.out;
+}
+
+TEST(CliBenchTest, OneRepetitionPrintsNoSpread) {
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-bf16/model.safetensors");
+  const auto run =
+      RunCli({"bench", "--model", model.parent_path().string(), "--threads", "1", "--lengths", "4",
+              "--batch-tokens", "8", "-r", "1", "--gemm-shape", "0,1,1"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("| pp4 | 4 |"), std::string::npos) << run.out;
+  EXPECT_EQ(run.out.find("±"), std::string::npos) << run.out;
 }
 
 TEST(CliBenchTest, ShardedCheckpointWeightBytesAreTheShards) {

@@ -13,27 +13,23 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "kernels/dispatch.h"
 
 namespace rwkv_embed::kernels {
 namespace {
 
-// Every (path, weight dtype, precision) the tests force. The BF16 paths only take BF16 weights.
+// Every (weight dtype, precision) a path takes. kAuto takes all of them.
 struct Variant {
   GemmPath path;
   DType wtype;
   MatMulPrecision precision;
 };
 
-std::vector<Variant> AllVariants() {
+std::vector<Variant> VariantsOf(GemmPath p) {
   std::vector<Variant> v;
-  for (GemmPath p : {GemmPath::kAuto, GemmPath::kPortable, GemmPath::kAvx512F32,
-                     GemmPath::kAvx512Bf16, GemmPath::kAmxBf16}) {
-    for (DType t : {DType::kF32, DType::kBF16}) {
-      for (MatMulPrecision q : {MatMulPrecision::kF32, MatMulPrecision::kBF16}) {
-        const bool bf16_path = p == GemmPath::kAvx512Bf16 || p == GemmPath::kAmxBf16;
-        if (bf16_path && (t != DType::kBF16 || q != MatMulPrecision::kBF16)) continue;
-        v.push_back({p, t, q});
-      }
+  for (DType t : {DType::kF32, DType::kBF16}) {
+    for (MatMulPrecision q : {MatMulPrecision::kF32, MatMulPrecision::kBF16}) {
+      if (p == GemmPath::kAuto || GemmPathAccepts(p, t, q)) v.push_back({p, t, q});
     }
   }
   return v;
@@ -44,10 +40,12 @@ std::string Describe(const Variant& v) {
          (v.precision == MatMulPrecision::kF32 ? " prec=f32" : " prec=bf16");
 }
 
-// Whether this variant multiplies with x rounded to BF16 (then its error bound is the BF16 one).
-bool RoundsX(const Variant& v) {
-  return v.precision == MatMulPrecision::kBF16 && v.wtype == DType::kBF16 &&
-         v.path != GemmPath::kAvx512F32;
+// Whether `path` (never kAuto) multiplies with x rounded to BF16 for this variant (then its error
+// bound is the BF16 one).
+bool RoundsX(GemmPath path, const Variant& v) {
+  if (GemmPathRoundsToBf16(path)) return true;
+  return path == GemmPath::kPortable && v.precision == MatMulPrecision::kBF16 &&
+         v.wtype == DType::kBF16;
 }
 
 // Random problem; the weights are stored in `wtype` and the reference uses exactly those values.
@@ -103,7 +101,9 @@ double Bound(bool rounds_x) { return (rounds_x ? std::ldexp(1.0, -8) : 0.0) + 1e
 double CheckVariant(const Problem& p, const Variant& v) {
   std::vector<float> y(p.m * p.n, std::numeric_limits<float>::quiet_NaN());
   MatMulTWithPath(v.path, p.x.data(), p.m, p.Weights(v.wtype), y.data(), v.precision);
-  const double bound = Bound(RoundsX(v));
+  const GemmPath ran =
+      v.path == GemmPath::kAuto ? SelectGemmPath(p.m, p.Weights(v.wtype), v.precision) : v.path;
+  const double bound = Bound(RoundsX(ran, v));
   double worst = 0;
   int64_t bad = 0;
   for (int64_t i = 0; i < p.m * p.n; ++i) {
@@ -112,20 +112,30 @@ double CheckVariant(const Problem& p, const Variant& v) {
     if (!(err <= bound * scale)) ++bad;  // NaN counts as a violation
     worst = std::max(worst, std::isfinite(err) ? err / scale : INFINITY);
   }
-  EXPECT_EQ(bad, 0) << Describe(v) << " m=" << p.m << " n=" << p.n << " k=" << p.k
-                    << " max |err|/S=" << worst << " bound=" << bound;
+  EXPECT_EQ(bad, 0) << Describe(v) << " (ran " << GemmPathName(ran) << ") m=" << p.m << " n=" << p.n
+                    << " k=" << p.k << " max |err|/S=" << worst << " bound=" << bound;
   return worst;
 }
 
-TEST(GemmTest, HandWorkedExampleIsExactOnEveryPath) {
+// Every test below runs once per path; a path this CPU or build lacks is skipped by name. kAuto
+// is MatMulT as the model calls it (the measured choice).
+class GemmPathTest : public ::testing::TestWithParam<GemmPath> {
+ protected:
+  void SetUp() override {
+    if (!GemmPathAvailable(GetParam())) {
+      GTEST_SKIP() << "path " << GemmPathName(GetParam()) << " not available on this CPU";
+    }
+  }
+};
+
+TEST_P(GemmPathTest, HandWorkedExampleIsExact) {
   // x = [[1, 2], [3, 4]], W = [[1, 0], [0, 1], [1, 1]] -> y = [[1, 2, 3], [3, 4, 7]]; every value
   // is exact in BF16, so every path must give it exactly.
   const std::vector<float> x = {1, 2, 3, 4};
   const std::vector<float> wf = {1, 0, 0, 1, 1, 1};
   std::vector<uint16_t> wb;
   for (float v : wf) wb.push_back(F32ToBf16(v));
-  for (const Variant& v : AllVariants()) {
-    if (!GemmPathAvailable(v.path)) continue;
+  for (const Variant& v : VariantsOf(GetParam())) {
     const WeightMatrix w{
         v.wtype, v.wtype == DType::kBF16 ? static_cast<const void*>(wb.data()) : wf.data(), 3, 2};
     std::vector<float> y(6, -1.0f);
@@ -134,7 +144,7 @@ TEST(GemmTest, HandWorkedExampleIsExactOnEveryPath) {
   }
 }
 
-TEST(GemmTest, EveryPathMatchesDoubleReferenceOnOddShapes) {
+TEST_P(GemmPathTest, MatchesDoubleReferenceOnOddShapes) {
   struct Shape {
     int64_t m, n, k;
   };
@@ -145,32 +155,29 @@ TEST(GemmTest, EveryPathMatchesDoubleReferenceOnOddShapes) {
                                      {17, 64, 32},  {5, 33, 100},   {37, 48, 64},   {33, 130, 128},
                                      {20, 64, 64},  {13, 200, 64},  {7, 64, 200},   {40, 20, 1100},
                                      {19, 9, 2100}, {18, 50, 2080}, {300, 48, 2048}};
-  std::vector<Variant> variants = AllVariants();
+  std::vector<Variant> variants = VariantsOf(GetParam());
   std::vector<double> worst(variants.size(), 0.0);
   uint32_t seed = 1;
   for (const Shape& s : shapes) {
     const Problem p(s.m, s.n, s.k, seed++);
     for (size_t i = 0; i < variants.size(); ++i) {
-      if (!GemmPathAvailable(variants[i].path)) continue;
       worst[i] = std::max(worst[i], CheckVariant(p, variants[i]));
     }
   }
   for (size_t i = 0; i < variants.size(); ++i) {
-    if (!GemmPathAvailable(variants[i].path)) {
-      std::printf("[gemm] %-36s not available on this CPU\n", Describe(variants[i]).c_str());
-      continue;
-    }
-    std::printf("[gemm] %-36s max |err|/S = %.3g (bound %.3g)\n", Describe(variants[i]).c_str(),
-                worst[i], Bound(RoundsX(variants[i])));
+    std::printf("[gemm] %-36s max |err|/S = %.3g\n", Describe(variants[i]).c_str(), worst[i]);
   }
 }
 
-TEST(GemmTest, ThreadCountDoesNotChangeResults) {
+// Every variant promises bit-identical rows whatever the thread count and batch size: each forced
+// path computes a row the same way for any m, and the measured choice (kAuto) is one path for
+// every m and thread count (gemm_autotune.h).
+
+TEST_P(GemmPathTest, ThreadCountDoesNotChangeResults) {
   // Threads split n; each output is computed by the same instruction sequence either way. The
   // problem is big enough (15M multiply-adds) for every path to go parallel.
   const Problem p(70, 208, 1024, 99);
-  for (const Variant& v : AllVariants()) {
-    if (!GemmPathAvailable(v.path)) continue;
+  for (const Variant& v : VariantsOf(GetParam())) {
     std::vector<float> y1(p.m * p.n), y2(p.m * p.n);
     const int saved = omp_get_max_threads();
     omp_set_num_threads(1);
@@ -182,12 +189,11 @@ TEST(GemmTest, ThreadCountDoesNotChangeResults) {
   }
 }
 
-TEST(GemmTest, RowResultsDoNotDependOnHowManyRowsAreMultiplied) {
+TEST_P(GemmPathTest, RowResultsDoNotDependOnHowManyRowsAreMultiplied) {
   // A row of y is the same bits whether it is multiplied alone, in a small batch or at any
   // position of a large one: embeddings must not depend on what a sentence is packed with.
   const Problem p(45, 70, 160, 5);
-  for (const Variant& v : AllVariants()) {
-    if (!GemmPathAvailable(v.path)) continue;
+  for (const Variant& v : VariantsOf(GetParam())) {
     std::vector<float> all(p.m * p.n);
     MatMulTWithPath(v.path, p.x.data(), p.m, p.Weights(v.wtype), all.data(), v.precision);
     for (int64_t start : {0, 1, 17, 44}) {
@@ -203,11 +209,10 @@ TEST(GemmTest, RowResultsDoNotDependOnHowManyRowsAreMultiplied) {
   }
 }
 
-TEST(GemmTest, NanInInputPropagatesToItsRowOnly) {
+TEST_P(GemmPathTest, NanInInputPropagatesToItsRowOnly) {
   Problem p(20, 40, 96, 7);
   p.x[5 * p.k + 17] = std::numeric_limits<float>::quiet_NaN();
-  for (const Variant& v : AllVariants()) {
-    if (!GemmPathAvailable(v.path)) continue;
+  for (const Variant& v : VariantsOf(GetParam())) {
     std::vector<float> y(p.m * p.n);
     MatMulTWithPath(v.path, p.x.data(), p.m, p.Weights(v.wtype), y.data(), v.precision);
     for (int64_t i = 0; i < p.m; ++i) {
@@ -229,9 +234,10 @@ TEST(GemmTest, AutoSelectsAnAvailablePath) {
       const GemmPath path = SelectGemmPath(p.m, p.Weights(t), q);
       EXPECT_NE(path, GemmPath::kAuto);
       EXPECT_TRUE(GemmPathAvailable(path)) << GemmPathName(path);
+      EXPECT_TRUE(GemmPathAccepts(path, t, q)) << GemmPathName(path);
       // kF32 must never pick a path that rounds x.
       if (q == MatMulPrecision::kF32) {
-        EXPECT_TRUE(path == GemmPath::kAvx512F32 || path == GemmPath::kPortable);
+        EXPECT_FALSE(GemmPathRoundsToBf16(path));
       }
     }
   }
@@ -241,14 +247,71 @@ TEST(GemmTest, RejectsUnsupportedRequests) {
   const std::vector<float> x(4, 1.0f), wf(4, 1.0f);
   std::vector<float> y(4);
   const WeightMatrix f32{DType::kF32, wf.data(), 2, 2};
-  for (GemmPath path : {GemmPath::kAvx512Bf16, GemmPath::kAmxBf16}) {
+  std::vector<uint16_t> wb(4, F32ToBf16(1.0f));
+  const WeightMatrix bf16{DType::kBF16, wb.data(), 2, 2};
+  for (GemmPath path : kAllGemmPaths) {
     if (!GemmPathAvailable(path)) continue;
-    EXPECT_THROW(MatMulTWithPath(path, x.data(), 2, f32, y.data(), MatMulPrecision::kBF16),
-                 UsageError);
+    if (GemmPathRoundsToBf16(path)) {
+      // BF16 math needs BF16 weights, and a kBF16 request.
+      EXPECT_THROW(MatMulTWithPath(path, x.data(), 2, f32, y.data(), MatMulPrecision::kBF16),
+                   UsageError);
+      EXPECT_THROW(MatMulTWithPath(path, x.data(), 2, bf16, y.data(), MatMulPrecision::kF32),
+                   UsageError);
+    }
+    if (path == GemmPath::kOneDnnF32) {
+      EXPECT_THROW(MatMulTWithPath(path, x.data(), 2, bf16, y.data(), MatMulPrecision::kF32),
+                   UsageError);
+    }
   }
   const WeightMatrix f16{DType::kF16, wf.data(), 2, 1};
   EXPECT_THROW(MatMulT(x.data(), 2, f16, y.data()), UsageError);
 }
+
+TEST(GemmTest, PathNamesRoundTripAndUnknownNamesAreUsageErrors) {
+  EXPECT_EQ(ParseGemmPath("auto"), GemmPath::kAuto);
+  for (GemmPath p : kAllGemmPaths) EXPECT_EQ(ParseGemmPath(GemmPathName(p)), p);
+  try {
+    ParseGemmPath("avx512");
+    ADD_FAILURE() << "no exception";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("avx2-f32"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GemmTest, ForcedPathIsUsedAndCapsTheOtherKernels) {
+  const Problem p(4, 32, 64, 3);
+  for (GemmPath path : kAllGemmPaths) {
+    if (!GemmPathAvailable(path)) {
+      EXPECT_THROW(ForceGemmPath(path), UsageError) << GemmPathName(path);
+      continue;
+    }
+    ForceGemmPath(path);
+    EXPECT_EQ(ForcedGemmPath(), path);
+    const DType t = path == GemmPath::kOneDnnF32 ? DType::kF32 : DType::kBF16;
+    EXPECT_EQ(SelectGemmPath(p.m, p.Weights(t), MatMulPrecision::kBF16), path);
+    const KernelIsa isa = ActiveKernelIsa();
+    const KernelIsa want = path == GemmPath::kPortable  ? KernelIsa::kPortable
+                           : path == GemmPath::kAvx2F32 ? KernelIsa::kAvx2
+                                                        : BestKernelIsa();
+    EXPECT_EQ(isa, want) << GemmPathName(path);
+  }
+  ForceGemmPath(GemmPath::kAuto);
+  EXPECT_EQ(ForcedGemmPath(), GemmPath::kAuto);
+  EXPECT_EQ(ActiveKernelIsa(), BestKernelIsa());
+}
+
+std::string PathTestName(const ::testing::TestParamInfo<GemmPath>& param) {
+  std::string name(GemmPathName(param.param));
+  for (char& c : name) c = c == '-' ? '_' : c;
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, GemmPathTest,
+                         ::testing::Values(GemmPath::kAuto, GemmPath::kPortable, GemmPath::kAvx2F32,
+                                           GemmPath::kAvx512F32, GemmPath::kAvx512Bf16,
+                                           GemmPath::kAmxBf16, GemmPath::kOneDnnBf16,
+                                           GemmPath::kOneDnnF32),
+                         PathTestName);
 
 }  // namespace
 }  // namespace rwkv_embed::kernels

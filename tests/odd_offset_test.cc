@@ -117,12 +117,10 @@ TEST(OddOffsetTest, EveryGemmPathReadsMisalignedWeights) {
     std::memcpy(shifted.data() + 1, aligned.data(), bytes);  // same values at an odd address
     const kernels::WeightMatrix wa{dtype, aligned.data(), n, k};
     const kernels::WeightMatrix wo{dtype, shifted.data() + 1, n, k};
-    for (auto path : {kernels::GemmPath::kPortable, kernels::GemmPath::kAvx512F32,
-                      kernels::GemmPath::kAvx512Bf16, kernels::GemmPath::kAmxBf16}) {
-      const bool bf16_path =
-          path == kernels::GemmPath::kAvx512Bf16 || path == kernels::GemmPath::kAmxBf16;
-      if (!kernels::GemmPathAvailable(path) || (bf16_path && dtype != DType::kBF16)) continue;
+    for (kernels::GemmPath path : kernels::kAllGemmPaths) {  // every path, oneDNN and AVX2 too
+      if (!kernels::GemmPathAvailable(path)) continue;
       for (auto p : {kernels::MatMulPrecision::kF32, kernels::MatMulPrecision::kBF16}) {
+        if (!kernels::GemmPathAccepts(path, dtype, p)) continue;
         std::vector<float> ya(m * n), yo(m * n);
         kernels::MatMulTWithPath(path, x.data(), m, wa, ya.data(), p);
         kernels::MatMulTWithPath(path, x.data(), m, wo, yo.data(), p);

@@ -16,7 +16,8 @@ namespace {
 
 struct BenchArgs {
   std::string model, vocab, data_dir, threads, lengths = "32,128,512,2048", precision = "bf16",
-                                               format = "md", output, gemm_shape = "512,4096,2048";
+                                               format = "md", output, gemm_shape = "512,0,0",
+                                               gemm_path;
   int64_t batch_tokens = 2048, pairs = 0, latency_pairs = 50;
   int repetitions = 3;
   uint64_t seed = 0;
@@ -53,6 +54,7 @@ std::string BothStem(std::string stem) {
 }
 
 int RunBench(const BenchArgs& a) {
+  ApplyGemmPath(a.gemm_path);
   if (a.format != "md" && a.format != "json" && a.format != "both") {
     throw UsageError("-o must be md, json or both");
   }
@@ -78,7 +80,9 @@ int RunBench(const BenchArgs& a) {
   }
   o.lengths = ParseIntList(a.lengths, "--lengths");
   const auto gemm = ParseIntList(a.gemm_shape, "--gemm-shape", /*allow_zero=*/true);
-  if (gemm.size() != 3) throw UsageError("--gemm-shape must be M,N,K (M = 0 skips)");
+  if (gemm.size() != 3) {
+    throw UsageError("--gemm-shape must be M,N,K (M = 0 skips; N = K = 0: the model's largest)");
+  }
   o.gemm_m = gemm[0];
   o.gemm_n = gemm[1];
   o.gemm_k = gemm[2];
@@ -139,7 +143,8 @@ Command RegisterBench(CLI::App& app) {
       ->capture_default_str()
       ->check(IntegerIn(0, kMaxCount));
   sub->add_option("--gemm-shape", a->gemm_shape,
-                  "M,N,K of the GEMM-peak measurement (BF16 W[N,K]); M = 0 skips it")
+                  "M,N,K of the GEMM peaks (oneDNN outside peak and MatMulT, W[N,K]); N = K = 0: "
+                  "the model's largest weight shape; M = 0 skips them")
       ->capture_default_str();
   sub->add_option("--seed", a->seed, "seed of the random token ids")
       ->capture_default_str()
@@ -150,6 +155,7 @@ Command RegisterBench(CLI::App& app) {
   sub->add_option("--output", a->output,
                   "output file (default: stdout); with -o both, OUT.md and OUT.json");
   sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");
+  AddGemmPathOption(sub, &a->gemm_path);
   return {sub, [a] { return RunBench(*a); }};
 }
 

@@ -22,7 +22,7 @@ namespace {
 
 struct EmbedArgs {
   std::string model, vocab, input = "-", output, layers = "final", pooling = "mean",
-                            normalize = "none", precision = "f32", tokenizer = "world";
+                            normalize = "none", precision = "f32", tokenizer = "world", gemm_path;
   bool hf_index = false, progress = false, check_weights = false;
   int threads = 0;
   int64_t batch_tokens = 2048;
@@ -72,6 +72,7 @@ EmbedResult EmbedNamingLines(Embedder& embedder, const std::vector<std::string>&
 
 int RunEmbed(const EmbedArgs& a) {
   ApplyThreads(a.threads);
+  ApplyGemmPath(a.gemm_path);
   RwkvEmbedderOptions options;
   options.batch_tokens = a.batch_tokens;
   if (a.precision != "f32" && a.precision != "bf16") {
@@ -229,6 +230,7 @@ Command RegisterEmbed(CLI::App& app) {
   sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");
   AddThreadsOption(sub, &a->threads);
   AddEmbeddingRwkvOptions(sub, a->embedding_rwkv);
+  AddGemmPathOption(sub, &a->gemm_path);
   return {sub, [a] { return RunEmbed(*a); }};
 }
 

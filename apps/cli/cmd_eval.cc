@@ -78,10 +78,12 @@ void AddEvalOptions(CLI::App* sub, EvalCliArgs* a) {
       ->check(CLI::Range(-1.0, 1.0));
   sub->add_flag("--no-comparisons", a->no_comparisons, "skip the paired tests");
   AddThreadsOption(sub, &a->threads);
+  AddGemmPathOption(sub, &a->gemm_path);
 }
 
 report::RunOptions ToRunOptions(const EvalCliArgs& a) {
   ApplyThreads(a.threads);
+  ApplyGemmPath(a.gemm_path);
   report::RunOptions o;
   o.data_dir = a.data_dir;
   o.glove = a.glove;

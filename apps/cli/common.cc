@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/utf8.h"
+#include "kernels/gemm.h"
 
 namespace rwkv_embed::cli {
 
@@ -53,6 +54,17 @@ void AddThreadsOption(CLI::App* sub, int* threads) {
 
 void ApplyThreads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
+}
+
+void AddGemmPathOption(CLI::App* sub, std::string* path) {
+  sub->add_option("--gemm-path", *path,
+                  "GEMM kernel: auto (fastest measured here) | portable | avx2-f32 | avx512-f32 | "
+                  "avx512-bf16 | amx-bf16 | onednn-bf16 | onednn-f32 (default: "
+                  "$RWKV_EMBED_GEMM_PATH, else auto)");
+}
+
+void ApplyGemmPath(const std::string& path) {
+  if (!path.empty()) kernels::ForceGemmPath(kernels::ParseGemmPath(path));
 }
 
 std::unique_ptr<std::istream> OpenInput(const std::string& path) {

@@ -24,6 +24,11 @@ inline constexpr int64_t kMaxCount = int64_t{1} << 30;
 void AddThreadsOption(CLI::App* sub, int* threads);
 void ApplyThreads(int threads);
 
+// --gemm-path NAME|auto (default: RWKV_EMBED_GEMM_PATH, else auto = measured per shape);
+// ApplyGemmPath forces it for the process (UsageError for an unknown or unavailable path).
+void AddGemmPathOption(CLI::App* sub, std::string* path);
+void ApplyGemmPath(const std::string& path);
+
 // "-" is standard input. Throws IoError naming the path.
 std::unique_ptr<std::istream> OpenInput(const std::string& path);
 

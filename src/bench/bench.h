@@ -9,9 +9,12 @@
 //                embedded in batches of batch_tokens, mean of every layer from one pass (what the
 //                evaluation does); seconds per pair = time / pairs
 //   mrpc-pair    the first `latency_pairs` pairs embedded one pair per call: p50/p99 latency
-// Achieved GFLOP/s = ForwardFlops(tokens) / time, next to the measured peak of kernels::MatMulT on
-// a large BF16 weight matrix at both precisions; the exponent of time vs length is fitted on the
-// pp<L> rows.
+// Achieved GFLOP/s = ForwardFlops(tokens) / time, as a percentage of a peak measured outside this
+// project's kernels in the same run: the best of oneDNN's BF16 and FP32 matmul on the model's
+// largest weight shape (named in the output). kernels::MatMulT on the same shape is reported
+// beside it. The GEMM paths are chosen (measured, or read from the cache) right after the
+// warm-up forward, before any timed test, and each row names the paths its products ran on; the
+// exponent of time vs length is fitted on the pp<L> rows.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "kernels/gemm_autotune.h"
 
 namespace rwkv_embed::bench {
 
@@ -36,8 +40,9 @@ struct BenchOptions {
   int repetitions = 3;
   int64_t pairs = 0;           // MRPC dev pairs for mrpc-dev (0: all 408)
   int64_t latency_pairs = 50;  // pairs for mrpc-pair (0: none; capped at the dev size)
-  // GEMM peak: y[m, n] = x[m, k] W[n, k]^T with a BF16 W; m = 0 skips the measurement.
-  int64_t gemm_m = 512, gemm_n = 4096, gemm_k = 2048;
+  // GEMM peaks: y[m, n] = x[m, k] W[n, k]^T; m = 0 skips the measurement, n = k = 0 takes the
+  // model's largest weight shape (intermediate x hidden).
+  int64_t gemm_m = 512, gemm_n = 0, gemm_k = 0;
   uint64_t seed = 0;
   std::function<void(const std::string&)> log;  // progress lines (optional)
 };
@@ -50,8 +55,10 @@ struct BenchRow {
   int64_t pairs = 0;              // MRPC rows: pairs per run
   double flops = 0;               // per run (ForwardFlops)
   std::vector<double> samples_s;  // one wall time per run (mrpc-pair: one per pair)
+  std::string paths;              // GEMM paths by share of the row's FLOPs ("onednn-bf16 97%, ...")
 };
 
+// kernels::MatMulT on a BF16 weight matrix (this project's own GEMM).
 struct GemmPeak {
   int threads = 0;
   kernels::MatMulPrecision precision = kernels::MatMulPrecision::kF32;
@@ -59,6 +66,17 @@ struct GemmPeak {
   std::string path;  // the kernel MatMulT chose (kernels::SelectGemmPath)
   std::vector<double> samples_s;
   double gflops = 0;  // best run of both rounds (before and after the model tests)
+};
+
+// The outside peak at one thread count: oneDNN's own matmul (kernels::TimeOneDnnMatmul) at BF16
+// and FP32 on the same shape, best of both rounds; `source` names the faster.
+struct OutsidePeak {
+  int threads = 0;
+  int64_t m = 0, n = 0, k = 0;
+  double bf16_gflops = 0, f32_gflops = 0;
+  std::string bf16_impl, f32_impl;
+  std::string source;  // "oneDNN 2.6.3 bf16 (brg:avx512_core_bf16)"; empty when none ran
+  double gflops = 0;   // max(bf16_gflops, f32_gflops)
 };
 
 struct LengthScaling {
@@ -73,6 +91,7 @@ struct BenchReport {
   std::string cpu;
   int cores = 0;
   std::string version;
+  std::string build_commit;
   std::string timestamp;  // UTC, ISO 8601
   // Model.
   std::string model_dir, model_description;
@@ -81,6 +100,8 @@ struct BenchReport {
   int64_t projection_params = 0;  // the FLOP basis (ProjectionParams)
   double flops_per_token = 0;     // ForwardFlops(1)
   int64_t hidden_size = 0, num_layers = 0, vocab_size = 0;
+  std::string model_name;  // llama-bench style: "rwkv6 1.60B BF16"
+  int64_t params = 0;      // matrix parameters: projections, embeddings, LM head
   // Settings.
   kernels::MatMulPrecision precision = kernels::MatMulPrecision::kBF16;
   int64_t batch_tokens = 0;
@@ -90,9 +111,14 @@ struct BenchReport {
   double load_s = 0;           // RwkvEmbedder::Load: map weights, read tokenizer
   double first_forward_s = 0;  // warm-up pp<min L> right after loading (page faults included)
   int64_t peak_rss_bytes = 0;  // VmHWM after every model test, before the GEMM peak buffers
+  // GEMM path choice (kernels/gemm_autotune.h), before the timed tests.
+  double autotune_s = 0;  // wall time spent measuring (0 when every choice came from the cache)
+  std::string autotune_cache;
+  std::vector<kernels::GemmTuneEntry> gemm_choices;
   // Results.
   std::vector<BenchRow> rows;
   std::vector<GemmPeak> gemm_peaks;
+  std::vector<OutsidePeak> outside_peaks;
   std::vector<LengthScaling> scaling;
   std::vector<std::string> notes;  // skipped tests and why
 };
@@ -108,7 +134,7 @@ struct RowStats {
   double seconds_per_pair = 0;       // MRPC rows; 0 otherwise
   double p50_s = 0, p99_s = 0;       // mrpc-pair only (per pair)
   double gflops = 0;                 // flops / avg_s
-  double pct_of_peak = 0;  // of the GEMM peak at the same threads and precision; 0 if none
+  double pct_of_peak = 0;            // of the outside peak at the same threads; 0 if none
 };
 RowStats ComputeRowStats(const BenchRow& row, const BenchReport& report);
 

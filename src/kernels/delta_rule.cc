@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include "kernels/dispatch.h"
 #include "kernels/gemm_internal.h"
 #include "kernels/gemm_simd.h"
 
@@ -85,8 +86,8 @@ RWKV_TARGET_AVX512 void Head64Avx512(const float* r, const float* w, const float
 void DeltaRuleHead(const float* r, const float* w, const float* k, const float* v, const float* a,
                    const float* b, int64_t T, int64_t h, int64_t N, int64_t stride, float* state_h,
                    float* y) {
-  static const bool avx512 = internal::DetectCpuFeatures().avx512;
-  if (N == 64 && avx512) {
+  // The active kernel level (kernels/dispatch.h): the CPU's, or capped by a forced GEMM path.
+  if (N == 64 && ActiveKernelIsa() == KernelIsa::kAvx512) {
     Head64Avx512(r, w, k, v, a, b, T, h * N, stride, state_h, y);
   } else {
     DeltaRuleHeadPortable(r, w, k, v, a, b, T, h, N, stride, state_h, y);

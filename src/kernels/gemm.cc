@@ -1,9 +1,6 @@
 #include "kernels/gemm.h"
 
-#include <cpuid.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
+#include <atomic>
 #include <cassert>
 #include <cstddef>
 #include <cstring>
@@ -15,50 +12,9 @@
 
 namespace rwkv_embed::kernels {
 namespace internal {
-namespace {
-
-// XCR0: which register states the OS saves (Intel SDM vol. 1, 13.3).
-uint64_t ReadXcr0() {
-  uint32_t eax = 0, edx = 0;
-  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
-  return (static_cast<uint64_t>(edx) << 32) | eax;
-}
-
-CpuFeatures Detect() {
-  CpuFeatures f;
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
-  const bool osxsave = (c & (1u << 27)) != 0;
-  const bool fma = (c & (1u << 12)) != 0;
-  if (!osxsave) return f;
-  const uint64_t xcr0 = ReadXcr0();
-  // SSE(1) + AVX(2) + opmask(5) + ZMM_Hi256(6) + Hi16_ZMM(7).
-  const bool os_zmm = (xcr0 & 0xe6) == 0xe6;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
-  const bool avx512f = (b & (1u << 16)) != 0, avx512dq = (b & (1u << 17)) != 0;
-  const bool avx512bw = (b & (1u << 30)) != 0, avx512vl = (b & (1u << 31)) != 0;
-  const bool amx_bf16 = (d & (1u << 22)) != 0, amx_tile = (d & (1u << 24)) != 0;
-  f.avx512 = os_zmm && fma && avx512f && avx512dq && avx512bw && avx512vl;
-  unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
-  if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512_bf16 = f.avx512 && (a1 & (1u << 5));
-  // AMX tile data (XCR0 bits 17, 18) is off until the process asks Linux for it
-  // (Documentation/arch/x86/xstate.rst): ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18.
-  if (f.avx512_bf16 && amx_bf16 && amx_tile &&
-      (xcr0 & (uint64_t{3} << 17)) == (uint64_t{3} << 17)) {
-    f.amx_bf16 = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
-  }
-  return f;
-}
-
-}  // namespace
-
-const CpuFeatures& DetectCpuFeatures() {
-  static const CpuFeatures features = Detect();
-  return features;
-}
 
 // Reference-style path: widen one weight row at a time, dot it with every activation row. The
-// inner loop auto-vectorizes for whatever ISA the library is compiled for.
+// inner loop auto-vectorizes for the build's baseline ISA.
 void GemmPortable(const float* x, int64_t m, const WeightMatrix& w, float* y, int64_t ldy,
                   bool round_x_to_bf16) {
   const int64_t n = w.rows, k = w.cols;
@@ -95,78 +51,52 @@ void GemmPortable(const float* x, int64_t m, const WeightMatrix& w, float* y, in
 
 }  // namespace internal
 
-std::string_view GemmPathName(GemmPath path) {
-  switch (path) {
-    case GemmPath::kAuto:
-      return "auto";
-    case GemmPath::kPortable:
-      return "portable";
-    case GemmPath::kAvx512F32:
-      return "avx512-f32";
-    case GemmPath::kAvx512Bf16:
-      return "avx512-bf16";
-    case GemmPath::kAmxBf16:
-      return "amx-bf16";
+namespace {
+
+size_t PathIndex(GemmPath path) {
+  for (size_t i = 0; i < std::size(kAllGemmPaths); ++i) {
+    if (kAllGemmPaths[i] == path) return i;
   }
-  return "?";
+  return 0;
 }
 
-bool GemmPathAvailable(GemmPath path) {
-  const auto& f = internal::DetectCpuFeatures();
-  switch (path) {
-    case GemmPath::kAuto:
-    case GemmPath::kPortable:
-      return true;
-    case GemmPath::kAvx512F32:
-      return f.avx512;
-    case GemmPath::kAvx512Bf16:
-      return f.avx512_bf16;
-    case GemmPath::kAmxBf16:
-      return f.amx_bf16;
-  }
-  return false;
+std::atomic<double> g_flops[std::size(kAllGemmPaths)];
+
+std::string PathNames() {
+  std::string s = "auto";
+  for (GemmPath p : kAllGemmPaths) s += ", " + std::string(GemmPathName(p));
+  return s;
 }
 
-GemmPath SelectGemmPath(int64_t /*m*/, const WeightMatrix& w, MatMulPrecision precision) {
-  const auto& f = internal::DetectCpuFeatures();
-  // By measurement (bench/gemm_bench.cc, Sapphire Rapids): AMX is 3-5x faster than the FP32
-  // panels on every Finch shape and m >= 16. The vdpbf16ps dot tiles are L2-bound and lose to the
-  // FP32 panels (~75 vs ~135 GFLOP/s), so without AMX even kBF16 runs in FP32, which is also
-  // more accurate. AMX needs whole 16 x 32 tiles of W (k % 32 == 0, n >= 16); at k = 32 (one
-  // tdpbf16ps per output tile, LoRA maa_w2) packing x and transposing results cost as much as
-  // the FP32 panels take, so AMX starts at k = 64.
-  if (precision == MatMulPrecision::kBF16 && w.dtype == DType::kBF16 && f.amx_bf16 &&
-      w.rows >= 16 && w.cols >= 64 && w.cols % 32 == 0) {
-    return GemmPath::kAmxBf16;
-  }
-  return f.avx512 ? GemmPath::kAvx512F32 : GemmPath::kPortable;
+// BF16 math only pays from k = 64 on: below, a product is one or two BF16 tiles per output, and
+// packing x costs as much as the FP32 FMAs it saves (measured for AMX, bench/gemm_bench.cc), while
+// rounding x to BF16 still costs accuracy (LoRA factors of rank 32 feed exp/tanh). So the BF16
+// paths hand such products to the best FP32 path of their ISA.
+constexpr int64_t kMinBf16K = 64;
+
+GemmPath Fp32Sibling(GemmPath path) {
+  const CpuFeatures& f = DetectCpuFeatures();
+  if (path == GemmPath::kPortable) return GemmPath::kPortable;
+  return f.avx512 ? GemmPath::kAvx512F32 : f.avx2 ? GemmPath::kAvx2F32 : GemmPath::kPortable;
 }
 
-void MatMulTWithPath(GemmPath path, const float* x, int64_t m, const WeightMatrix& w, float* y,
-                     MatMulPrecision precision) {
-  if (path == GemmPath::kAuto) path = SelectGemmPath(m, w, precision);
-  if (!GemmPathAvailable(path)) {
-    throw UsageError("GEMM path " + std::string(GemmPathName(path)) +
-                     " is not available on this CPU");
-  }
-  if (w.dtype != DType::kF32 && w.dtype != DType::kBF16) {
-    throw UsageError("MatMulT: weight dtype " + std::string(DTypeName(w.dtype)) +
-                     " unsupported (F32 or BF16 only)");
-  }
-  if ((path == GemmPath::kAvx512Bf16 || path == GemmPath::kAmxBf16) && w.dtype != DType::kBF16) {
-    throw UsageError("GEMM path " + std::string(GemmPathName(path)) + " needs BF16 weights");
-  }
-  assert(w.data != nullptr && m >= 0 && w.rows >= 0 && w.cols >= 0);
-  if (m == 0 || w.rows == 0) return;
-  if (w.cols == 0) {  // empty sum
-    for (int64_t i = 0; i < m * w.rows; ++i) y[i] = 0.0f;
-    return;
+void Run(GemmPath path, const float* x, int64_t m, const WeightMatrix& w, float* y,
+         MatMulPrecision precision) {
+  const bool rounds = GemmPathRoundsToBf16(path) ||
+                      (path == GemmPath::kPortable && precision == MatMulPrecision::kBF16 &&
+                       w.dtype == DType::kBF16);
+  if (rounds && w.cols < kMinBf16K) {
+    path = Fp32Sibling(path);
+    precision = MatMulPrecision::kF32;
   }
   switch (path) {
     case GemmPath::kAuto:
     case GemmPath::kPortable:
       internal::GemmPortable(x, m, w, y, w.rows,
                              precision == MatMulPrecision::kBF16 && w.dtype == DType::kBF16);
+      return;
+    case GemmPath::kAvx2F32:
+      internal::GemmAvx2F32(x, m, w, y, w.rows);
       return;
     case GemmPath::kAvx512F32:
       internal::GemmAvx512F32(x, m, w, y, w.rows);
@@ -177,12 +107,134 @@ void MatMulTWithPath(GemmPath path, const float* x, int64_t m, const WeightMatri
     case GemmPath::kAmxBf16:
       internal::GemmAmxBf16(x, m, w, y, w.rows);
       return;
+    case GemmPath::kOneDnnBf16:
+      internal::GemmOneDnn(x, m, w, y, /*bf16=*/true);
+      return;
+    case GemmPath::kOneDnnF32:
+      internal::GemmOneDnn(x, m, w, y, /*bf16=*/false);
+      return;
   }
+}
+
+}  // namespace
+
+std::string_view GemmPathName(GemmPath path) {
+  switch (path) {
+    case GemmPath::kAuto:
+      return "auto";
+    case GemmPath::kPortable:
+      return "portable";
+    case GemmPath::kAvx2F32:
+      return "avx2-f32";
+    case GemmPath::kAvx512F32:
+      return "avx512-f32";
+    case GemmPath::kAvx512Bf16:
+      return "avx512-bf16";
+    case GemmPath::kAmxBf16:
+      return "amx-bf16";
+    case GemmPath::kOneDnnBf16:
+      return "onednn-bf16";
+    case GemmPath::kOneDnnF32:
+      return "onednn-f32";
+  }
+  return "?";
+}
+
+GemmPath ParseGemmPath(std::string_view name) {
+  if (name == "auto") return GemmPath::kAuto;
+  for (GemmPath p : kAllGemmPaths) {
+    if (GemmPathName(p) == name) return p;
+  }
+  throw UsageError("unknown GEMM path '" + std::string(name) + "' (one of: " + PathNames() + ")");
+}
+
+bool GemmPathAvailable(GemmPath path) {
+  const CpuFeatures& f = DetectCpuFeatures();
+  switch (path) {
+    case GemmPath::kAuto:
+    case GemmPath::kPortable:
+      return true;
+    case GemmPath::kAvx2F32:
+      return f.avx2;
+    case GemmPath::kAvx512F32:
+      return f.avx512;
+    case GemmPath::kAvx512Bf16:
+      return f.avx512_bf16;
+    case GemmPath::kAmxBf16:
+      return f.amx_bf16;
+    case GemmPath::kOneDnnBf16:
+      return internal::OneDnnAvailable(true);
+    case GemmPath::kOneDnnF32:
+      return internal::OneDnnAvailable(false);
+  }
+  return false;
+}
+
+bool GemmPathRoundsToBf16(GemmPath path) {
+  return path == GemmPath::kAvx512Bf16 || path == GemmPath::kAmxBf16 ||
+         path == GemmPath::kOneDnnBf16;
+}
+
+bool GemmPathAccepts(GemmPath path, DType dtype, MatMulPrecision precision) {
+  if (dtype != DType::kF32 && dtype != DType::kBF16) return false;
+  if (GemmPathRoundsToBf16(path)) {
+    return dtype == DType::kBF16 && precision == MatMulPrecision::kBF16;
+  }
+  if (path == GemmPath::kOneDnnF32) return dtype == DType::kF32;
+  return true;
+}
+
+GemmPath SelectGemmPath(int64_t m, const WeightMatrix& w, MatMulPrecision precision) {
+  const GemmPath forced = ForcedGemmPath();
+  if (forced != GemmPath::kAuto) return forced;
+  return internal::AutotunedPath(m, w, precision);
+}
+
+void MatMulTWithPath(GemmPath path, const float* x, int64_t m, const WeightMatrix& w, float* y,
+                     MatMulPrecision precision) {
+  if (w.dtype != DType::kF32 && w.dtype != DType::kBF16) {
+    throw UsageError("MatMulT: weight dtype " + std::string(DTypeName(w.dtype)) +
+                     " unsupported (F32 or BF16 only)");
+  }
+  if (path == GemmPath::kAuto) path = SelectGemmPath(m, w, precision);
+  if (!GemmPathAvailable(path)) {
+    throw UsageError("GEMM path " + std::string(GemmPathName(path)) +
+                     " is not available on this CPU");
+  }
+  if (!GemmPathAccepts(path, w.dtype, precision)) {
+    throw UsageError("GEMM path " + std::string(GemmPathName(path)) + " cannot multiply " +
+                     std::string(DTypeName(w.dtype)) + " weights at " +
+                     (precision == MatMulPrecision::kBF16 ? "bf16" : "f32") + " precision" +
+                     (GemmPathRoundsToBf16(path) ? " (it needs BF16 weights and --precision bf16)"
+                                                 : " (it needs F32 weights)"));
+  }
+  assert(w.data != nullptr && m >= 0 && w.rows >= 0 && w.cols >= 0);
+  if (m == 0 || w.rows == 0) return;
+  if (w.cols == 0) {  // empty sum
+    for (int64_t i = 0; i < m * w.rows; ++i) y[i] = 0.0f;
+    return;
+  }
+  Run(path, x, m, w, y, precision);
+  g_flops[PathIndex(path)].fetch_add(
+      2.0 * static_cast<double>(m) * static_cast<double>(w.rows) * static_cast<double>(w.cols),
+      std::memory_order_relaxed);
 }
 
 void MatMulT(const float* x, int64_t m, const WeightMatrix& w, float* y,
              MatMulPrecision precision) {
-  MatMulTWithPath(SelectGemmPath(m, w, precision), x, m, w, y, precision);
+  MatMulTWithPath(GemmPath::kAuto, x, m, w, y, precision);
+}
+
+GemmFlopCounts GemmFlopCounters() {
+  GemmFlopCounts c;
+  for (size_t i = 0; i < std::size(kAllGemmPaths); ++i) {
+    c.flops[i] = g_flops[i].load(std::memory_order_relaxed);
+  }
+  return c;
+}
+
+void ResetGemmFlopCounters() {
+  for (auto& f : g_flops) f.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace rwkv_embed::kernels

@@ -6,18 +6,10 @@
 
 #include <cstdint>
 
+#include "kernels/cpu.h"
 #include "kernels/gemm.h"
 
 namespace rwkv_embed::kernels::internal {
-
-struct CpuFeatures {
-  bool avx512 = false;       // AVX-512 F/BW/VL/DQ + FMA, with OS support for ZMM state
-  bool avx512_bf16 = false;  // AVX512_BF16 (vdpbf16ps, vcvtne2ps2bf16)
-  bool amx_bf16 = false;     // AMX-TILE + AMX-BF16 with XTILEDATA permission granted
-};
-
-// Detected once (cpuid/xgetbv + arch_prctl for AMX), then cached.
-const CpuFeatures& DetectCpuFeatures();
 
 // Configures all 8 AMX tiles as 16 rows x 64 bytes (palette 1) for the calling thread, and
 // releases them. Requires DetectCpuFeatures().amx_bf16.
@@ -26,9 +18,18 @@ void ReleaseAmxTiles();
 
 void GemmPortable(const float* x, int64_t m, const WeightMatrix& w, float* y, int64_t ldy,
                   bool round_x_to_bf16);
+void GemmAvx2F32(const float* x, int64_t m, const WeightMatrix& w, float* y, int64_t ldy);
 void GemmAvx512F32(const float* x, int64_t m, const WeightMatrix& w, float* y, int64_t ldy);
 void GemmAvx512Bf16(const float* x, int64_t m, const WeightMatrix& w, float* y, int64_t ldy);
 void GemmAmxBf16(const float* x, int64_t m, const WeightMatrix& w, float* y, int64_t ldy);
+
+// oneDNN matmul (gemm_onednn.cc); y has leading dimension w.rows. `bf16`: BF16 weights and x
+// rounded to BF16, else F32 weights and x. Available only where OneDnnAvailable(bf16).
+bool OneDnnAvailable(bool bf16);
+void GemmOneDnn(const float* x, int64_t m, const WeightMatrix& w, float* y, bool bf16);
+
+// The measured choice for this problem (gemm_autotune.cc): looked up, or measured now.
+GemmPath AutotunedPath(int64_t m, const WeightMatrix& w, MatMulPrecision precision);
 
 // Problems smaller than this many multiply-adds run on one thread: waking the OpenMP team
 // (microseconds when idle, milliseconds on a loaded machine) costs more than it saves. Chosen as

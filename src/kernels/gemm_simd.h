@@ -1,5 +1,9 @@
-// AVX-512 helpers shared by the GEMM paths. Every function carries its own target attribute, so
-// these compile (and are only ever called after runtime dispatch) even without -march=native.
+// SIMD helpers shared by the kernels. Every function carries its own target attribute, so these
+// compile (and are only ever called after runtime dispatch) on the portable baseline build. ISA
+// code is never in an inline function without a target attribute, and the kernels are compiled
+// with the baseline flags (no per-file -mavx512f), so no generic inline function (std::min,
+// std::vector, ...) is ever instantiated with AVX2/AVX-512 instructions that the linker could pick
+// for code running on every CPU.
 #pragma once
 
 #include <immintrin.h>
@@ -8,6 +12,7 @@
 
 // F/BW/VL/DQ + BF16: Cooper Lake, Sapphire Rapids, Zen 4 and later. Only the BF16 kernels use the
 // BF16 instructions; the others are dispatched on DetectCpuFeatures().avx512 alone.
+#define RWKV_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define RWKV_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 #define RWKV_TARGET_AVX512_BF16 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512bf16")))

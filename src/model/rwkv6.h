@@ -42,6 +42,8 @@ class Rwkv6Model : public SequenceModel {
   int64_t ScratchBytesPerToken() const override {
     return 44 * config().hidden_size + 4 * config().intermediate_size + 8;
   }
+  int64_t intermediate_size() const override { return config().intermediate_size; }
+  DType weight_dtype() const override { return weights_->embeddings().dtype; }
   std::optional<std::string> FindNonFiniteWeight() const override {
     return weights_->FindNonFiniteWeight();
   }

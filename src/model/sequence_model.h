@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/matrix.h"
 #include "kernels/gemm.h"
 #include "model/layer_spec.h"
@@ -90,6 +91,8 @@ class SequenceModel {
   virtual std::string Describe() const = 0;
   virtual int64_t hidden_size() const = 0;
   virtual int64_t num_blocks() const = 0;
+  // F: the channel-mix width (its key weight [F, C] is the largest matrix a token meets).
+  virtual int64_t intermediate_size() const = 0;
   virtual int64_t vocab_size() const = 0;
   // Layer numbering and how Hugging Face's output_hidden_states indexes it.
   virtual LayerNumbering layer_numbering() const = 0;
@@ -102,6 +105,8 @@ class SequenceModel {
   // Scratch a forward pass needs per batch token (activations of one block), for checking a batch
   // size against memory before it is allocated.
   virtual int64_t ScratchBytesPerToken() const = 0;
+  // The dtype the checkpoint stores its weights in (that of the token embeddings).
+  virtual DType weight_dtype() const = 0;
   virtual bool random_weights() const = 0;
   // The first NaN/Inf among the weights, in forward order, as "tensor 'NAME' in FILE has a
   // non-finite value at element N"; nullopt when all are finite. Reads every weight: for
