@@ -24,13 +24,13 @@
 namespace rwkv_embed::fuzz {
 
 // Aborts (a libFuzzer crash, input saved) when a property of a successful parse does not hold.
-#define FUZZ_CHECK(cond, what)                                                        \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      std::fprintf(stderr, "FUZZ_CHECK failed at %s:%d: %s (%s)\n", __FILE__, __LINE__, \
-                   #cond, what);                                                      \
-      std::abort();                                                                   \
-    }                                                                                 \
+#define FUZZ_CHECK(cond, what)                                                                 \
+  do {                                                                                         \
+    if (!(cond)) {                                                                             \
+      std::fprintf(stderr, "FUZZ_CHECK failed at %s:%d: %s (%s)\n", __FILE__, __LINE__, #cond, \
+                   what);                                                                      \
+      std::abort();                                                                            \
+    }                                                                                          \
   } while (false)
 
 // A per-process temporary file (in TMPDIR) that holds the current input; removed at exit.

@@ -1,5 +1,5 @@
-// Fuzzes the safetensors header and tensor table (SafetensorsFile::Open, TensorStore::Open) and
-// the dtype conversions over whatever tensors a header admits.
+// Fuzzes the safetensors header and tensor table (SafetensorsFile::Open, which TensorStore::Open
+// runs on every file and shard) and the dtype conversions over whatever tensors a header admits.
 #include <cstring>
 
 #include "fuzz_util.h"
@@ -8,7 +8,6 @@
 using rwkv_embed::DTypeSize;
 using rwkv_embed::FindNonFinite;
 using rwkv_embed::SafetensorsFile;
-using rwkv_embed::TensorStore;
 using rwkv_embed::TensorView;
 using rwkv_embed::ToFloat32;
 
@@ -47,10 +46,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       total += t.bytes.size();
     }
     FUZZ_CHECK(total <= DataRegionBytes(data, size), "tensors fit in the data region");
-    // The same file through the checkpoint-level entry point.
-    const TensorStore store = TensorStore::Open(path);
-    FUZZ_CHECK(store.Names().size() == file.tensors().size(), "TensorStore sees every tensor");
-    FUZZ_CHECK(store.TotalBytes() == total, "TensorStore byte total");
   });
   return 0;
 }

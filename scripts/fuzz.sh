@@ -8,7 +8,9 @@
 # the target on it for SECONDS and prints executions, coverage and findings. Inputs that add
 # coverage stay in the corpus folder for the next run. Exits 1 if any target found a crash, a
 # sanitizer error, a leak, a timeout or an out-of-memory; the offending input is kept under
-# build/fuzz/findings/TARGET/ and its path printed. Extra libFuzzer flags: FUZZ_FLAGS="-jobs=2".
+# build/fuzz/findings/TARGET/ and its path printed. Extra libFuzzer flags go in FUZZ_FLAGS, e.g.
+# FUZZ_FLAGS="-runs=1000000" (stop after that many) or "-fork=1 -ignore_crashes=1" (keep going
+# after a finding, collecting every distinct crash input).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -59,22 +61,31 @@ for t in "${selected[@]}"; do
   flags=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
          -artifact_prefix="$findings/")
   [[ -f fuzz/dict/$t.dict ]] && flags+=(-dict="fuzz/dict/$t.dict")
-  # shellcheck disable=SC2086  # FUZZ_FLAGS is a list of flags
+  touch "$findings/.started"
   rc=0
+  # shellcheck disable=SC2086  # FUZZ_FLAGS is a list of flags
   nice "$build/fuzz/${t}_fuzz" "${flags[@]}" ${FUZZ_FLAGS:-} "$corpus" >"$log" 2>&1 || rc=$?
+  # Plain runs end with stat:: lines; -fork=N runs with "#RUNS: cov: .. exec/s N .." lines.
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  if [[ -z $runs ]]; then
+    runs=$(grep -oE '^#[0-9]+: cov' "$log" | tail -1 | tr -dc 0-9)
+    rate=$(grep -oE 'exec/s [0-9]+' "$log" | tail -1 | tr -dc 0-9)
+  fi
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || true)
   units=$(find "$corpus" -type f | wc -l)
-  crash=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
-  if ((rc == 0)); then
-    echo "fuzz: $t: ${runs:-?} executions in ${seconds} s (${rate:-?}/s), ${cov:-cov: ?}, corpus $units files, no findings"
+  mapfile -t found < <(find "$findings" -type f -newer "$findings/.started" \
+                         \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \
+                            -o -name 'slow-unit-*' \) | sort)
+  if ((rc == 0 && ${#found[@]} == 0)); then
+    echo "fuzz: $t: ${runs:-?} executions in ${seconds} s max (${rate:-?}/s), ${cov:-cov: ?}, corpus $units files, no findings"
   else
     failed+=("$t")
-    echo "fuzz: $t: FINDING after ${runs:-?} executions (exit $rc); log $log"
-    grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|FUZZ_CHECK|terminate called|  what\(\))' "$log" | head -5 | sed 's/^/fuzz:   /'
-    echo "fuzz:   input: ${crash:-(none written: see the log)}"
-    [[ -n $crash ]] && echo "fuzz:   reproduce: $build/fuzz/${t}_fuzz $crash"
+    echo "fuzz: $t: FINDING after ${runs:-?} executions (${rate:-?}/s, ${cov:-cov: ?}, exit $rc); log $log"
+    grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|FUZZ_CHECK|terminate called|  what\(\))' "$log" |
+      sort | uniq -c | sort -rn | head -6 | sed 's/^/fuzz:   /'
+    for f in "${found[@]}"; do echo "fuzz:   input: $f"; done
+    ((${#found[@]} > 0)) && echo "fuzz:   reproduce: $build/fuzz/${t}_fuzz ${found[0]}"
   fi
 done
 echo "fuzz: ${#selected[@]} target(s) in $((SECONDS - start)) s; findings in: ${failed[*]:-none}"
