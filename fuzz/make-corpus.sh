@@ -27,7 +27,7 @@ pad_header() {
   m=$((n + 1))
   printf "$(printf '\\x%02x' $((m & 255)) $((m >> 8 & 255)) $((m >> 16 & 255)) $((m >> 24 & 255)))"
   printf '\0\0\0\0'
-  tail -c +9 "$1" | head -c "$n"
+  head -c $((8 + n)) "$1" | tail -c +9
   printf ' '
   tail -c +$((9 + n)) "$1"
 }
@@ -38,6 +38,11 @@ to_csv() { awk -F'\t' -v OFS=, '{ for (i = 1; i <= NF; ++i) { gsub(/"/, "\"\"", 
 to_jsonl() {
   jq -R -c 'split("\t") | {label: (.[0] | tonumber), id: .[1], sentence1: .[2], sentence2: .[3]}'
 }
+
+# Inputs that once crashed a target (committed, tiny, written by hand): every run replays them.
+if [[ -d $(dirname "$0")/regressions/$target ]]; then
+  cp "$(dirname "$0")/regressions/$target"/* "$out"/
+fi
 
 case $target in
   safetensors)
