@@ -83,7 +83,7 @@ for t in "${selected[@]}"; do
     failed+=("$t")
     echo "fuzz: $t: FINDING after ${runs:-?} executions (${rate:-?}/s, ${cov:-cov: ?}, exit $rc); log $log"
     grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|FUZZ_CHECK|terminate called|  what\(\))' "$log" |
-      sort | uniq -c | sort -rn | head -6 | sed 's/^/fuzz:   /'
+      sort | uniq -c | sort -rn | head -6 | sed 's/^/fuzz:   /' || true
     for f in "${found[@]}"; do echo "fuzz:   input: $f"; done
     ((${#found[@]} > 0)) && echo "fuzz:   reproduce: $build/fuzz/${t}_fuzz ${found[0]}"
   fi
