@@ -8,7 +8,11 @@ echo "lint: clang-format on ${#files[@]} files"
 clang-format --dry-run -Werror "${files[@]}"
 [[ "${1:-}" == "--format-only" ]] && exit 0
 [[ -f build/release/compile_commands.json ]] || cmake --preset release >/dev/null
-mapfile -t units < <(git ls-files '*.cc')
+mapfile -t units < <(git ls-files '*.cc' ':!:fuzz/*')
 echo "lint: clang-tidy on ${#units[@]} translation units"
 printf '%s\n' "${units[@]}" | xargs -P "$(nproc)" -n 4 clang-tidy -p build/release --quiet
+# The fuzz targets are compiled only by the clang 'fuzz' preset (scripts/fuzz.sh configures it).
+if [[ -f build/fuzz/compile_commands.json ]]; then
+  git ls-files 'fuzz/*.cc' | xargs -P "$(nproc)" -n 4 clang-tidy -p build/fuzz --quiet
+fi
 echo "lint: clean"

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   clang-format clang-tidy
+  clang libclang-rt-dev  # libFuzzer and the sanitizer runtimes for the fuzz preset
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev
   libdnnl-dev libopenblas-dev

@@ -22,8 +22,11 @@
 // GCC 12 reports the deliberately undefined pass-through operand inside its own AVX-512 shuffle
 // intrinsics (_mm512_undefined_ps) as "(maybe) uninitialized" once they are inlined (GCC PR
 // 105593). The warning fires where the intrinsic is finally inlined, so it stays off for the rest
-// of each kernel file that includes this header (only kernels/gemm_*.cc do).
+// of each kernel file that includes this header (only kernels/gemm_*.cc do). Clang has no
+// -Wmaybe-uninitialized (and would reject the pragma under -Werror).
+#ifndef __clang__
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace rwkv_embed::kernels::internal {

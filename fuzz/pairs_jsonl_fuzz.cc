@@ -1,0 +1,7 @@
+// Fuzzes the generic JSONL pair-file reader (ReadPairFile with PairFileFormat::kJsonl).
+#include "pairs_fuzz_common.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  rwkv_embed::fuzz::FuzzPairFile(data, size, rwkv_embed::PairFileFormat::kJsonl, ".jsonl");
+  return 0;
+}
