@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cassert>
+#include <cstring>
 #include <utility>
 
 #include "core/matrix.h"
@@ -66,7 +67,12 @@ RWKV_TARGET_AVX2 void PackPanel(const WType* w, int64_t ldw, int valid, int64_t 
     }
   }
   for (; p < kl; ++p) {
-    for (int c = 0; c < kNR; ++c) bp[p * kNR + c] = c < valid ? Widen(w[c * ldw + p]) : 0.0f;
+    for (int c = 0; c < kNR; ++c) {
+      // memcpy: checkpoint weights may sit at any address (an odd safetensors header is legal).
+      WType v{};
+      if (c < valid) std::memcpy(&v, w + c * ldw + p, sizeof(v));
+      bp[p * kNR + c] = c < valid ? Widen(v) : 0.0f;
+    }
   }
 }
 
