@@ -69,9 +69,9 @@ RWKV_TARGET_AVX2 void PackPanel(const WType* w, int64_t ldw, int valid, int64_t 
   for (; p < kl; ++p) {
     for (int c = 0; c < kNR; ++c) {
       // memcpy: checkpoint weights may sit at any address (an odd safetensors header is legal).
-      WType v{};
+      WType v{};  // zero widens to 0.0f: the panel's padding columns
       if (c < valid) std::memcpy(&v, w + c * ldw + p, sizeof(v));
-      bp[p * kNR + c] = c < valid ? Widen(v) : 0.0f;
+      bp[p * kNR + c] = Widen(v);
     }
   }
 }
