@@ -114,6 +114,47 @@ TEST(RwkvEmbedderTest, Bf16MatmulsAlsoEqualOnePass) {
                      "bf16 mean at batch_tokens 16");
 }
 
+// The token tap sees every position of every sentence exactly once, in order, whatever the batch
+// budget: the rows tapped at budget 16 (sentences cut across batches) equal those of one pass,
+// and their mean is the mean-pooled embedding.
+TEST(RwkvEmbedderTest, TokenTapDeliversEveryPositionOnceInOrder) {
+  RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-f32/model.safetensors");
+  const auto texts = MixedTexts();
+  const auto f32 = kernels::MatMulPrecision::kF32;
+  using Rows = std::vector<std::vector<float>>;  // [sentence] -> flattened [T, C] of one layer
+  const auto tapped = [&](int64_t budget, EmbedResult* pooled) {
+    auto e = LoadTiny(model.parent_path(), budget, f32);
+    const int64_t C = e->Dim();
+    const auto ids = e->Tokenize(texts);
+    Rows rows(texts.size());
+    TokenEmbedOptions opts;
+    opts.token_tap = [&](int64_t sentence, int layer, int64_t first, const float* h, int64_t T) {
+      ASSERT_EQ(layer, 2);
+      auto& r = rows[sentence];
+      ASSERT_EQ(static_cast<int64_t>(r.size()), first * C) << "sentence " << sentence;
+      r.insert(r.end(), h, h + T * C);
+    };
+    EmbedRequest request;
+    request.layers = {2};
+    *pooled = e->EmbedTokens(ids, request, opts);
+    for (size_t i = 0; i < texts.size(); ++i) {
+      EXPECT_EQ(rows[i].size(), ids[i].size() * C) << "sentence " << i;
+    }
+    return rows;
+  };
+  EmbedResult one, cut;
+  const Rows ref = tapped(int64_t{1} << 30, &one), got = tapped(16, &cut);
+  EXPECT_EQ(got, ref);
+  const int64_t C = one.embeddings[0].cols();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (ref[i].empty()) continue;
+    const int64_t T = static_cast<int64_t>(ref[i].size()) / C;
+    std::vector<float> mean(C);
+    Pool(Pooling::kMean, ref[i].data(), T, C, C, mean.data());
+    for (int64_t c = 0; c < C; ++c) ASSERT_EQ(mean[c], one.embeddings[0].Row(i)[c]) << i;
+  }
+}
+
 // RWKV-7 behind the same embedder: pieces carried across batches (the value residual v_first is
 // per token, so only the three state pieces cross a batch boundary) equal one pass, in both
 // namings, and the weight named for a NaN is the first in forward order in fla naming too.

@@ -226,6 +226,12 @@ class RwkvEmbedder::Run {
             // Pooling itself can overflow (mean-sqrt-len of large values).
             if (bad_layer[s] < 0 && FirstNonFiniteRow(row, 1, C_, C_) >= 0) bad_layer[s] = layer;
           }
+          if (token_options_.token_tap) {
+            for (int64_t s = 0; s < n_seq; ++s) {
+              token_options_.token_tap(pieces[s].sentence, layer, pieces[s].begin,
+                                       h.Row(batch.offsets[s]), batch.length(s));
+            }
+          }
         },
         init);
     for (int64_t s = 0; s < n_seq; ++s) {
@@ -313,16 +319,21 @@ class RwkvEmbedder::Run {
   std::map<int64_t, std::vector<PoolingAccumulator>> partial_;  // sentences cut in pieces
 };
 
-EmbedResult RwkvEmbedder::Embed(std::span<const std::string> sentences,
-                                const EmbedRequest& request) {
+std::vector<std::vector<int32_t>> RwkvEmbedder::Tokenize(
+    std::span<const std::string> sentences) const {
   const int64_t n = static_cast<int64_t>(sentences.size());
-  // Tokenize everything up front (4 bytes per token: a 5 MB line is about 4 MB of ids).
   std::vector<std::vector<int32_t>> ids(n);
   for (int64_t i = 0; i < n; ++i) {
     ValidateUtf8(sentences[i], "sentence " + std::to_string(i));
     tokenizer_->EncodeAppend(sentences[i], ids[i]);
   }
-  return EmbedTokens(std::move(ids), request);
+  return ids;
+}
+
+EmbedResult RwkvEmbedder::Embed(std::span<const std::string> sentences,
+                                const EmbedRequest& request) {
+  // Tokenize everything up front (4 bytes per token: a 5 MB line is about 4 MB of ids).
+  return EmbedTokens(Tokenize(sentences), request);
 }
 
 namespace {

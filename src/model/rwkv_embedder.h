@@ -38,6 +38,14 @@ struct TokenEmbedOptions {
   // Every sentence starts from this state instead of zeros (empty = zeros). Batches then hold at
   // most kMaxSequencesWithState sentences, since each needs its own copy of the state.
   SequenceState initial_state;
+  // Sees the raw (unpooled) hidden states of every requested layer, piece by piece: `rows` are
+  // positions first_position .. first_position + T - 1 of `sentence`, [T, C] with row stride C,
+  // valid only during the call. A sentence's pieces arrive in order (a long sentence spans
+  // batches); calls come from one thread. For analyses over token trajectories and for caching
+  // token states (trained poolings), at no cost when unset.
+  std::function<void(int64_t sentence, int layer, int64_t first_position, const float* rows,
+                     int64_t T)>
+      token_tap;
 };
 inline constexpr int64_t kMaxSequencesWithState = 16;
 
@@ -69,6 +77,9 @@ class RwkvEmbedder : public Embedder {
   // the sentence, that layer, the first non-finite layer and the first non-finite weight).
   // Empty sentences get zero rows and are flagged in EmbedResult::empty.
   EmbedResult Embed(std::span<const std::string> sentences, const EmbedRequest& request) override;
+  // The token ids Embed feeds for each sentence (FormatError naming the sentence index for invalid
+  // UTF-8), for callers that go on with EmbedTokens.
+  std::vector<std::vector<int32_t>> Tokenize(std::span<const std::string> sentences) const;
   // Embed from token ids (ids[i] = sentence i, exactly as fed), with the batching, carried
   // states and NaN/Inf checks of Embed, plus TokenEmbedOptions. When `final_states` is given it
   // receives each sentence's state after its last token (the initial state for a sentence without
