@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -56,6 +57,40 @@ CliRun RunCli(const std::vector<std::string>& args, const std::string& stdin_tex
   return r;
 }
 
+namespace {
+
+// Removes each test's TempDir when the test ends, unless it failed (then the folder is kept and
+// named, for a look at what the test wrote). Without this every ctest run left ~2 GB in /tmp.
+class TempDirCleaner : public ::testing::EmptyTestEventListener {
+ public:
+  static TempDirCleaner& Instance() {
+    // Owned by gtest's listener list once appended (it deletes it at exit).
+    static TempDirCleaner* cleaner = [] {
+      auto* c = new TempDirCleaner;
+      ::testing::UnitTest::GetInstance()->listeners().Append(c);
+      return c;
+    }();
+    return *cleaner;
+  }
+  void Track(const std::filesystem::path& dir) { dirs_.push_back(dir); }
+  void OnTestEnd(const ::testing::TestInfo& info) override {
+    for (const auto& dir : dirs_) {
+      if (info.result()->Failed()) {
+        std::cerr << "kept the failed test's folder " << dir << "\n";
+      } else {
+        std::error_code ignored;
+        std::filesystem::remove_all(dir, ignored);
+      }
+    }
+    dirs_.clear();
+  }
+
+ private:
+  std::vector<std::filesystem::path> dirs_;
+};
+
+}  // namespace
+
 std::filesystem::path TempDir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   // The pid keeps concurrent runs (two build trees, parallel ctest) out of each other's way.
@@ -65,6 +100,7 @@ std::filesystem::path TempDir() {
   auto dir = std::filesystem::temp_directory_path() / name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  if (info != nullptr) TempDirCleaner::Instance().Track(dir);
   return dir;
 }
 

@@ -27,7 +27,8 @@ struct CliRun {
 };
 CliRun RunCli(const std::vector<std::string>& args, const std::string& stdin_text = "");
 
-// A fresh, empty temporary directory unique to the running test.
+// A fresh, empty temporary directory unique to the running test, removed when the test ends
+// (kept, and named on stderr, when it fails).
 std::filesystem::path TempDir();
 
 // Result of comparing `got` against `ref` elementwise with |a-b| <= atol + rtol*|ref|.
