@@ -228,5 +228,19 @@ TEST_F(GemmAutotuneTest, CacheFolderFollowsTheEnvironment) {
   EXPECT_TRUE(name.starts_with("gemm-") && name.ends_with(".json") && name.size() == 26) << name;
 }
 
+// The busy-machine rule: timings whose threads got under 70% of their wall time as CPU time while
+// being preempted (> 50 involuntary switches a second) are not trusted (steady but uniformly
+// slow: every path at a tenth of its rate, a wrong winner); a low share alone is a small problem
+// leaving a thread idle.
+TEST(GemmTimingMachineBusyTest, LowCpuShareWithPreemptionsIsBusy) {
+  EXPECT_FALSE(GemmTimingMachineBusy(0.95, 1.0, 1, 500));
+  EXPECT_TRUE(GemmTimingMachineBusy(0.5, 1.0, 1, 500));
+  EXPECT_FALSE(GemmTimingMachineBusy(0.5, 1.0, 1, 3));  // one thread idle, nobody preempting
+  EXPECT_FALSE(GemmTimingMachineBusy(1.9, 1.0, 2, 500));
+  EXPECT_TRUE(GemmTimingMachineBusy(1.0, 1.0, 2, 300));  // two threads sharing one core
+  EXPECT_TRUE(GemmTimingMachineBusy(0.2, 0.1, 4, 20));
+  EXPECT_FALSE(GemmTimingMachineBusy(0.0, 0.0, 2, 0));  // nothing timed: no verdict
+}
+
 }  // namespace
 }  // namespace rwkv_embed::kernels

@@ -1,6 +1,7 @@
 #include "kernels/gemm_autotune.h"
 
 #include <omp.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -37,8 +39,26 @@ constexpr int64_t kMaxTimingWeightBytes = int64_t{8} << 20;
 constexpr int kMaxTimingRounds = 3;
 constexpr double kMaxSecondsPerEntry = 0.05;  // no third round after this
 constexpr double kStableRatio = 1.25;         // winner's second-best run / best run
+constexpr double kMinCpuShare = 0.7;  // process CPU time / (wall time x threads) while timing
+// Involuntary context switches per second of timing; a quiet machine has next to none, one
+// shared with other processes hundreds (a time slice is a few ms).
+constexpr double kMaxPreemptionsPerSecond = 50;
 
 std::atomic<bool> g_check_stability{true};
+
+// CPU seconds used by every thread of this process so far.
+double ProcessCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Times the scheduler took a core from one of this process's threads for another process.
+int64_t InvoluntarySwitches() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_nivcsw;
+}
 
 double Seconds(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -159,6 +179,8 @@ GemmTuneEntry Measure(const Shape& shape, int bucket, int threads,
   const auto entry_start = Clock::now();
   for (GemmPath p : candidates) MatMulTWithPath(p, d.x.data(), m, w, d.y.data(), precision);
   const auto start = Clock::now();
+  const double cpu_start = ProcessCpuSeconds();
+  const int64_t switches_start = InvoluntarySwitches();
   for (int round = 0; round < kMaxTimingRounds && Seconds(entry_start) < remaining; ++round) {
     for (size_t i = 0; i < candidates.size(); ++i) {
       const auto t0 = Clock::now();
@@ -181,6 +203,19 @@ GemmTuneEntry Measure(const Shape& shape, int bucket, int threads,
   if (g_check_stability.load() && second[win] > kStableRatio * best[win]) {
     e.path = DefaultPath(candidates);
     e.source = "default (timings unstable)";
+  }
+  // Steady but slow timings: other processes took our cores for the whole measurement (seen: every
+  // path at a tenth of its rate, a wrong winner, cached for good). Our threads then got far less
+  // CPU time than wall time, and were preempted: such a choice is used for this run only.
+  const double wall = Seconds(start), cpu = ProcessCpuSeconds() - cpu_start;
+  const int64_t preempted = InvoluntarySwitches() - switches_start;
+  if (g_check_stability.load() && e.source == "measured" &&
+      GemmTimingMachineBusy(cpu, wall, omp_get_max_threads(), preempted)) {
+    e.path = DefaultPath(candidates);
+    char why[96];
+    std::snprintf(why, sizeof why, "default (machine busy: %.0f%% CPU share, %lld preemptions)",
+                  100.0 * cpu / (wall * omp_get_max_threads()), static_cast<long long>(preempted));
+    e.source = why;
   }
   return e;
 }
@@ -275,6 +310,13 @@ void TuneSeenGemmShapes() {
   for (const Shape& shape : shapes) {
     ChooseLocked(s, shape, -1, 0, Candidates(std::get<2>(shape), std::get<3>(shape)));
   }
+}
+
+bool GemmTimingMachineBusy(double cpu_seconds, double wall_seconds, int threads,
+                           int64_t preemptions) {
+  return wall_seconds > 0 && threads > 0 &&
+         cpu_seconds<kMinCpuShare * wall_seconds * threads&& static_cast<double>(preemptions)>
+                 kMaxPreemptionsPerSecond * wall_seconds;
 }
 
 void SetGemmTimingStabilityCheck(bool on) { g_check_stability.store(on); }

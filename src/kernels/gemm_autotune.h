@@ -8,15 +8,16 @@
 // One choice for every m and every thread count, timed at m = 384 with W cut to at most 8 MiB
 // and 0.3 GFLOP per run: one warm-up run per candidate, then two or three rounds timing each
 // candidate in turn (best time kept). A choice whose winner's two best runs differ by more than
-// 25% (a machine busy with other work) is not trusted: the fixed preference order decides and
-// nothing is cached. The paths round and sum differently, so a choice per m range or per thread
-// count would make a row's result depend on how many rows it is multiplied with or on --threads:
-// with one choice, embeddings are independent of batching and threads, bit for bit, at either
-// precision. (The m ranges below only label entries of the table; the cache format keeps them.)
-// Measuring stops once kGemmAutotuneBudgetSeconds (1 s) of wall time have been spent in a process
-// (overrun: at most the warm-up runs of the entry in progress); problems left take a fixed
-// preference order and are not cached, so a later run measures them. A Finch-1B6 model has 7 weight
-// shapes, i.e. 42 choices (7 FP32, 35 BF16); `bench` and `info --gemm` report the time spent.
+// 25%, or whose threads got less than 70% of their wall time as CPU time while being preempted
+// (a machine busy with other work), is not trusted: the fixed preference order decides and nothing
+// is cached. The paths round and sum differently, so a choice per m range or per thread count would
+// make a row's result depend on how many rows it is multiplied with or on --threads: with one
+// choice, embeddings are independent of batching and threads, bit for bit, at either precision.
+// (The m ranges below only label entries of the table; the cache format keeps them.) Measuring
+// stops once kGemmAutotuneBudgetSeconds (1 s) of wall time have been spent in a process (overrun:
+// at most the warm-up runs of the entry in progress); problems left take a fixed preference order
+// and are not cached, so a later run measures them. A Finch-1B6 model has 7 weight shapes, i.e. 42
+// choices (7 FP32, 35 BF16); `bench` and `info --gemm` report the time spent.
 #pragma once
 
 #include <cstdint>
@@ -45,7 +46,8 @@ struct GemmTuneEntry {
   int threads = 0;  // 0: every thread count (FP32 problems)
   GemmPath path = GemmPath::kPortable;
   std::vector<std::pair<GemmPath, double>> gflops;  // every candidate timed (empty: not timed)
-  // "measured", "cache", "only candidate", "default (budget spent)", "default (timings unstable)"
+  // "measured", "cache", "only candidate", "default (budget spent)", "default (timings unstable)",
+  // "default (machine busy: N% CPU share)"
   std::string source;
 };
 
@@ -55,6 +57,14 @@ std::vector<GemmTuneEntry> GemmTuneTable();
 // Chooses (measuring where needed) every m range of every weight shape MatMulT has seen in this
 // process, at the current OpenMP thread count, so that later calls measure nothing.
 void TuneSeenGemmShapes();
+
+// Whether a measurement that took `wall_seconds` with `threads` OpenMP threads but only
+// `cpu_seconds` of process CPU time, its threads preempted `preemptions` times (involuntary
+// context switches), ran on a machine busy with other work: a CPU share below 70% *and* more than
+// 50 preemptions per second (a small problem that leaves threads idle has the low share alone).
+// Such timings are steady but uniformly slow; their winner is not trusted or cached.
+bool GemmTimingMachineBusy(double cpu_seconds, double wall_seconds, int threads,
+                           int64_t preemptions);
 
 // Whether unstable timings fall back to the preference order (default on). Tests switch it off:
 // a busy test machine must not decide what they check.
