@@ -6,8 +6,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
 
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -69,6 +71,8 @@ void RegisterExceptions(py::module_& m) {
   x.usage = AddException(m, "UsageError",
                          "An invalid option or argument (layer spec, pooling name, precision).",
                          py::make_tuple(error, py::handle(PyExc_ValueError)));
+  // pybind11's translator type takes the pointer by value.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param)
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -144,10 +148,10 @@ std::string LayerSpecFrom(const py::handle& layers) {
 
 class Model {
  public:
-  Model(std::string path, std::optional<int> threads, const std::string& precision,
-        int64_t batch_tokens, std::optional<std::string> vocab, const std::string& tokenizer,
-        bool check_weights)
-      : path_(std::move(path)), threads_(threads.value_or(0)) {
+  Model(const std::filesystem::path& path, std::optional<int> threads, const std::string& precision,
+        int64_t batch_tokens, const std::optional<std::filesystem::path>& vocab,
+        const std::string& tokenizer, bool check_weights)
+      : path_(path.string()), threads_(threads.value_or(0)) {
     if (threads && *threads < 1) {
       throw UsageError("threads must be >= 1 (None: all cores), got " + std::to_string(*threads));
     }
@@ -162,10 +166,10 @@ class Model {
     load.check_finite = check_weights;
     py::gil_scoped_release release;
     ApplyThreads();
-    embedder_ = RwkvEmbedder::Load(path_, vocab.value_or(""), options, load, tokenizer_);
+    embedder_ = RwkvEmbedder::Load(path, vocab.value_or(""), options, load, tokenizer_);
   }
 
-  py::array Encode(const py::handle& texts, const py::handle& layers, const std::string& pooling,
+  py::array Encode(const py::object& texts, const py::object& layers, const std::string& pooling,
                    const std::string& normalize, bool hf_index) {
     const std::vector<std::string> sentences = TextsFrom(texts);
     EmbedRequest request;
@@ -199,12 +203,13 @@ class Model {
     float* dst = out.mutable_data();
     for (size_t l = 0; l < result.embeddings.size(); ++l) {  // none for an empty list
       const auto flat = result.embeddings[l].Flat();
-      if (!flat.empty()) std::memcpy(dst + l * n * dim, flat.data(), flat.size_bytes());
+      if (!flat.empty())
+        std::memcpy(dst + static_cast<py::ssize_t>(l) * n * dim, flat.data(), flat.size_bytes());
     }
     return out;
   }
 
-  std::vector<std::vector<int32_t>> Tokenize(const py::handle& texts) const {
+  std::vector<std::vector<int32_t>> Tokenize(const py::object& texts) const {
     const std::vector<std::string> sentences = TextsFrom(texts);
     py::gil_scoped_release release;
     return embedder_->Tokenize(sentences);
@@ -280,8 +285,8 @@ PYBIND11_MODULE(rwkv_embed, m) {
   py::class_<Model>(m, "Model",
                     "A loaded RWKV model (folder or checkpoint file, as `rwkv-embed embed "
                     "--model`). Weights are memory-mapped; one encode runs at a time per model.")
-      .def(py::init<std::string, std::optional<int>, const std::string&, int64_t,
-                    std::optional<std::string>, const std::string&, bool>(),
+      .def(py::init<const std::filesystem::path&, std::optional<int>, const std::string&, int64_t,
+                    const std::optional<std::filesystem::path>&, const std::string&, bool>(),
            "path"_a, "threads"_a = py::none(), "precision"_a = "f32", "batch_tokens"_a = 2048,
            "vocab"_a = py::none(), "tokenizer"_a = "world", "check_weights"_a = false,
            "threads: OpenMP threads (None: all cores); precision: 'f32' | 'bf16'; batch_tokens: "

@@ -12,6 +12,7 @@ tests that need it, naming the file.
 import glob
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import tempfile
@@ -271,8 +272,12 @@ class InfoTest(unittest.TestCase):
 
     def test_rwkv6_info(self):
         path = need(self, model_dir("tiny-rwkv6-f32"))
-        model = rwkv_embed.Model(path, precision="bf16", batch_tokens=64, threads=1)
+        # Paths may be os.PathLike.
+        vocab = pathlib.Path(path) / "rwkv_vocab_v20230424.txt"
+        model = rwkv_embed.Model(pathlib.Path(path), precision="bf16", batch_tokens=64,
+                                 threads=1, vocab=vocab)
         info = model.info
+        self.assertEqual(info["path"], path)
         self.assertEqual(info["architecture"], "rwkv6")
         self.assertEqual(info["hidden_size"], 64)
         self.assertEqual(info["num_blocks"], 2)
