@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev
   libdnnl-dev libopenblas-dev
   gnuplot-nox
+  pybind11-dev python3-dev python3-numpy  # the Python module (python/) and its test
 )
 
 missing=()

@@ -140,6 +140,16 @@ std::string_view GemmPathName(GemmPath path) {
   return "?";
 }
 
+MatMulPrecision ParseMatMulPrecision(std::string_view name) {
+  if (name == "f32") return MatMulPrecision::kF32;
+  if (name == "bf16") return MatMulPrecision::kBF16;
+  throw UsageError("unknown precision '" + std::string(name) + "' (valid: f32|bf16)");
+}
+
+std::string_view MatMulPrecisionName(MatMulPrecision precision) {
+  return precision == MatMulPrecision::kBF16 ? "bf16" : "f32";
+}
+
 GemmPath ParseGemmPath(std::string_view name) {
   if (name == "auto") return GemmPath::kAuto;
   for (GemmPath p : kAllGemmPaths) {

@@ -28,6 +28,10 @@ struct WeightMatrix {
 //         faster on this machine, MatMulT computes exactly as kF32.
 enum class MatMulPrecision { kF32, kBF16 };
 
+// "f32" | "bf16" -> the precision. Throws UsageError naming the value and the valid names.
+MatMulPrecision ParseMatMulPrecision(std::string_view name);
+std::string_view MatMulPrecisionName(MatMulPrecision precision);
+
 // y[m, n] = x[m, k] . W[n, k]^T   (torch.nn.functional.linear without bias).
 // x and y are row-major with leading dimensions k and n; y is overwritten. Multi-threaded
 // (OpenMP). Works straight from the stored (e.g. mmap'd) weights: no copy of W is made, only x is

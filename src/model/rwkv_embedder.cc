@@ -12,6 +12,16 @@
 
 namespace rwkv_embed {
 
+TokenizerKind ParseTokenizerKind(std::string_view name) {
+  if (name == "world") return TokenizerKind::kWorld;
+  if (name == "bytes") return TokenizerKind::kBytes;
+  throw UsageError("unknown tokenizer '" + std::string(name) + "' (valid: world|bytes)");
+}
+
+std::string_view TokenizerKindName(TokenizerKind kind) {
+  return kind == TokenizerKind::kBytes ? "bytes" : "world";
+}
+
 RwkvEmbedder::RwkvEmbedder(std::shared_ptr<const SequenceModel> model,
                            std::shared_ptr<const Tokenizer> tokenizer, RwkvEmbedderOptions options)
     : model_(std::move(model)), tokenizer_(std::move(tokenizer)), options_(std::move(options)) {

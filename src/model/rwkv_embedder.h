@@ -51,6 +51,9 @@ inline constexpr int64_t kMaxSequencesWithState = 16;
 
 // Which tokenizer Load builds: the RWKV World vocabulary, or byte-level ids (id = UTF-8 byte).
 enum class TokenizerKind { kWorld, kBytes };
+// "world" | "bytes" -> the kind. Throws UsageError naming the value and the valid names.
+TokenizerKind ParseTokenizerKind(std::string_view name);
+std::string_view TokenizerKindName(TokenizerKind kind);
 
 class RwkvEmbedder : public Embedder {
  public:
