@@ -72,6 +72,7 @@ TEST(CliAblate, GridOnRwkv6WritesDeltasAndNoOpIsExactlyZero) {
   EXPECT_EQ(j["model"]["blocks"], 2);
   EXPECT_EQ(j["grid"]["switches"], json({"skip-tmix", "decay-scale=1"}));
   EXPECT_EQ(j["grid"]["blocks"], json({1, 2}));
+  EXPECT_EQ(j["grid"]["layer"], 3);  // the last scored layer
   EXPECT_EQ(j["settings"]["bootstrap_resamples"], 200);
   EXPECT_NE(j["notes"][0].get<std::string>().find("ABLATED"), std::string::npos);
   const json& intact = j["intact"]["layers"];
@@ -105,8 +106,9 @@ TEST(CliAblate, GridOnRwkv6WritesDeltasAndNoOpIsExactlyZero) {
   EXPECT_NE(j["ablations"][0]["layers"][1]["delta"], 0.0);
 
   const std::string md = ReadText(out_dir / "ablation.md");
-  for (const char* s : {"ABLATED", "random weights", "## Intact model", "skip-tmix:2", "## Grid",
-                        "| decay-scale=1 | +0.0000 | +0.0000 |"}) {
+  for (const char* s :
+       {"ABLATED", "random weights", "## Intact model", "skip-tmix:2", "## Grid",
+        "| decay-scale=1 | +0.0000 [+0.0000, +0.0000] | +0.0000 [+0.0000, +0.0000] |"}) {
     EXPECT_NE(md.find(s), std::string::npos) << s << "\n" << md;
   }
   for (const char* f : {"plots/ablation-layers.dat", "plots/ablation-layers.gp",

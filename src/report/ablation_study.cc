@@ -327,7 +327,9 @@ json AblationJson(const AblationStudy& s) {
   if (s.grid_switches.empty()) {
     j["grid"] = nullptr;
   } else {
-    j["grid"] = {{"switches", s.grid_switches}, {"blocks", s.grid_blocks}};
+    j["grid"] = {{"switches", s.grid_switches},
+                 {"blocks", s.grid_blocks},
+                 {"layer", is.layers.back().layer}};  // of the grid table and heat map
   }
   json runs = json::array();
   for (const AblationRun& r : s.ablations) {
@@ -406,7 +408,9 @@ std::string AblationMarkdown(const AblationStudy& s, const std::vector<std::stri
     md << " |\n";
   }
   if (!s.grid_switches.empty()) {
-    md << "\n## Grid: Δ at layer " << LayerTick(is.layers[bi]) << " (switch × block)\n\n| switch |";
+    const size_t gi = is.layers.size() - 1;
+    md << "\n## Grid: Δ [95% CI] at layer " << LayerTick(is.layers[gi])
+       << " (the last scored layer)\n\n| switch |";
     for (int b : s.grid_blocks) md << " block " << b << " |";
     md << "\n|---|";
     for (size_t b = 0; b < s.grid_blocks.size(); ++b) md << "---|";
@@ -415,8 +419,11 @@ std::string AblationMarkdown(const AblationStudy& s, const std::vector<std::stri
       md << "| " << s.grid_switches[sw] << " |";
       for (const AblationRun& r : s.ablations) {
         if (r.grid_switch != static_cast<int>(sw)) continue;
-        const eval::LayerResult& l = r.result.splits.front().layers[bi];
-        md << " " << Fmt("%+.4f", l.spearman - is.layers[bi].spearman) << " |";
+        const eval::LayerResult& l = r.result.splits.front().layers[gi];
+        md << " "
+           << (gi < r.vs_intact.size() ? DeltaCell(r.vs_intact[gi].test)
+                                       : Fmt("%+.4f", l.spearman - is.layers[gi].spearman))
+           << " |";
       }
       md << "\n";
     }
@@ -468,17 +475,17 @@ std::vector<std::filesystem::path> WriteAblationOutputs(const AblationStudy& s,
       per_layer, run_labels, layer_labels, "delta Spearman per layer, " + s.task + " " + s.split,
       "layer (ours; HF index in brackets)", "ablation", plot_dir, "ablation-layers")};
   if (!s.grid_switches.empty()) {
-    const size_t bi = LayerIndex(s, BestLayer(s.intact));
+    const size_t gi = il.size() - 1;  // the last scored layer: every ablation reaches it
     std::vector<std::vector<double>> grid(s.grid_switches.size());
     std::vector<std::string> blocks;
     for (int b : s.grid_blocks) blocks.push_back(std::to_string(b));
     for (const AblationRun& r : s.ablations) {
       if (r.grid_switch < 0) continue;
-      grid[r.grid_switch].push_back(r.result.splits.front().layers[bi].spearman - il[bi].spearman);
+      grid[r.grid_switch].push_back(r.result.splits.front().layers[gi].spearman - il[gi].spearman);
     }
     plots.push_back(HeatMap(grid, s.grid_switches, blocks,
-                            "delta Spearman at layer " + LayerTick(il[bi]) +
-                                " (intact best block output), " + s.task + " " + s.split,
+                            "delta Spearman at layer " + LayerTick(il[gi]) + " (last scored), " +
+                                s.task + " " + s.split,
                             "ablated block", "switch", plot_dir, "ablation-grid"));
   }
   for (const PlotFiles& f : plots) {
