@@ -242,6 +242,7 @@ TEST(CliAblate, EmbedAppliesTheAblationAndSaysSo) {
 
 TEST(CliAblate, BadSpecsAreUsageErrorsNamingThePart) {
   RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-f32/config.json");
+  RWKV_EMBED_REQUIRE_SHARED(glove, "vectors/glove.6B.100d.mrpc-stsb.txt");
   RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/dev.tsv");
   const fs::path scratch = testing::TempDir();
   const std::string m = model.parent_path().string();
@@ -257,6 +258,9 @@ TEST(CliAblate, BadSpecsAreUsageErrorsNamingThePart) {
       {{"eval", "--task", "mrpc", "--split", "dev", "--data-dir", d, "--model", m, "--ablate",
         "skip-tmix:9", "--output", out},
        "block 9 is beyond the model's 2 blocks"},
+      {{"eval", "--task", "mrpc", "--split", "dev", "--data-dir", d, "--glove", glove.string(),
+        "--ablate", "skip-tmix:1", "--output", out},
+       "--ablate needs --model"},
       {{"ablate", "--model", m, "--data-dir", d, "--grid", "tmix", "--blocks", "0", "--output",
         out},
        "1-based"},

@@ -173,6 +173,9 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
     throw UsageError("nothing to evaluate: give --glove FILE and/or --model DIR");
   }
   if (o.sif && o.glove.empty()) throw UsageError("--sif needs --glove FILE (its word vectors)");
+  if (!o.ablations.empty() && o.models.empty()) {
+    throw UsageError("--ablate needs --model DIR (it ablates an RWKV model)");
+  }
   if (o.random_control && o.models.empty()) {
     throw UsageError("--random-control needs --model DIR (its architecture)");
   }
