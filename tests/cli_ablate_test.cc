@@ -212,11 +212,15 @@ TEST(CliAblate, EvalAndReproduceRecordAndApplyTheAblation) {
                            "--ablate",
                            "zero-bonus:1"});
   ASSERT_EQ(rep.exit_code, 0) << rep.err;
-  const std::string md = ReadText(out / "tiny-rwkv6-f32" / "report.md");
+  // Its own folder: an ablated run never overwrites the intact model's results.
+  const fs::path dir = out / "tiny-rwkv6-f32-ablated-decay-scale=0.5_1-2-zero-bonus_1";
+  ASSERT_TRUE(fs::exists(dir)) << rep.out;
+  EXPECT_FALSE(fs::exists(out / "tiny-rwkv6-f32"));
+  const std::string md = ReadText(dir / "report.md");
   const size_t first_note = md.find("- **");  // the report's first statement says it
   EXPECT_EQ(md.find("- **ABLATED MODEL", first_note), first_note) << md.substr(0, 600);
   EXPECT_NE(md.find("decay-scale=0.5:1-2 + zero-bonus:1"), std::string::npos);
-  const json mrpc = ReadJson(out / "tiny-rwkv6-f32" / "mrpc.json");
+  const json mrpc = ReadJson(dir / "mrpc.json");
   EXPECT_EQ(mrpc["settings"]["ablations"], json({"decay-scale=0.5:1-2", "zero-bonus:1"}));
 }
 
