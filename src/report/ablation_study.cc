@@ -154,7 +154,7 @@ PlotFiles HeatMap(const std::vector<std::vector<double>>& values,
     return q + "\"";
   };
   gp << "# " << title << "; drawn from " << stem << ".dat\n"
-     << "set terminal svg size " << std::max<size_t>(520, 220 + 34 * cols) << ","
+     << "set terminal svg size " << std::max<size_t>(640, 220 + 34 * cols) << ","
      << std::max<size_t>(320, 150 + 18 * rows)
      << " dynamic noenhanced font 'Sans,11' background rgb 'white'\n"
      << "if (!exists('outfile')) outfile = '" << stem << ".svg'\nset output outfile\n"
@@ -280,8 +280,9 @@ AblationStudy RunAblationStudy(const AblationStudyOptions& o, RunInfo run) {
       "Spearman(ablated) - Spearman(intact) per layer on the same pairs; CI: percentile paired "
       "bootstrap (the same resampled pairs for both), p: two-sided (eval::CompareLayers)";
   run.notes.insert(run.notes.begin(), "Every row but 'intact' is an ABLATED model (" +
-                                          std::to_string(n) + " ablations of " + o.model.string() +
-                                          ", model/ablation.h).");
+                                          std::to_string(n) +
+                                          (n == 1 ? " ablation of " : " ablations of ") +
+                                          o.model.string() + ", model/ablation.h).");
   if (study.random_weights ||
       o.model.lexically_normal().string().find("tiny") != std::string::npos) {
     run.notes.push_back(
