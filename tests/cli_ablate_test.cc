@@ -33,7 +33,7 @@ std::string ReadText(const fs::path& p) {
 
 // A data folder with the first 60 MRPC dev pairs, 40 train and 20 test pairs.
 fs::path SmallMrpc(const fs::path& shared_data, const fs::path& scratch) {
-  const fs::path dir = scratch / "data";
+  fs::path dir = scratch / "data";
   fs::create_directories(dir / "mrpc");
   for (const auto& [file, lines] : {std::pair{"dev.tsv", 61}, std::pair{"train.tsv", 41},
                                     std::pair{"msr_paraphrase_test.txt", 21}}) {
