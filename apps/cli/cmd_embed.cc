@@ -30,6 +30,7 @@ struct EmbedArgs {
   // the output file is written piecewise.
   int64_t chunk_sentences = 4096;
   EmbeddingRwkvArgs embedding_rwkv;
+  std::vector<std::string> ablate;
 };
 
 // Appends one JSON line per sentence of a chunk whose first sentence is `first`.
@@ -87,6 +88,7 @@ int RunEmbed(const EmbedArgs& a) {
   const bool ext_jsonl = a.output.size() > 6 && a.output.ends_with(".jsonl");
   if (!ext_npy && !ext_jsonl) throw UsageError("--output must end in .npy or .jsonl");
   CheckOutputFile(a.output, "--output");  // before any work: a typo must not cost a whole run
+  const std::vector<AblationSpec> ablations = ParseAblations(a.ablate);
 
   auto in = OpenInput(a.input);
   const auto sentences = ReadSentenceLines(*in, a.input == "-" ? "stdin" : a.input);
@@ -120,6 +122,11 @@ int RunEmbed(const EmbedArgs& a) {
     owner = std::move(e);
   }
   Embedder* embedder = owner.get();
+  ApplyAblations(ablations, *rwkv);
+  if (!ablations.empty()) {
+    std::fprintf(stderr, "embed: ABLATED MODEL: %s (these are not the intact model's embeddings)\n",
+                 AblationsName(ablations).c_str());
+  }
   if (ProgressWanted(a.progress)) {
     rwkv->options().progress = [t0](int64_t done, int64_t total, int64_t tokens) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -171,9 +178,10 @@ int RunEmbed(const EmbedArgs& a) {
   std::string layer_list;
   for (int l : request.layers) layer_list += (layer_list.empty() ? "" : ",") + std::to_string(l);
   std::fprintf(stderr,
-               "embed: %lld sentences, %lld tokens, layers [%s], %s pooling -> %s (%.2f s)\n",
+               "embed: %lld sentences, %lld tokens, layers [%s], %s pooling%s%s -> %s (%.2f s)\n",
                static_cast<long long>(n), static_cast<long long>(tokens), layer_list.c_str(),
-               a.pooling.c_str(), a.output.c_str(), secs);
+               a.pooling.c_str(), ablations.empty() ? "" : ", ABLATED ",
+               AblationsName(ablations).c_str(), a.output.c_str(), secs);
   return 0;
 }
 
@@ -228,6 +236,7 @@ Command RegisterEmbed(CLI::App& app) {
   sub->add_flag("--check-weights", a->check_weights,
                 "scan every weight for NaN/Inf before embedding (reads the whole file)");
   sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");
+  AddAblateOption(sub, &a->ablate);
   AddThreadsOption(sub, &a->threads);
   AddEmbeddingRwkvOptions(sub, a->embedding_rwkv);
   AddGemmPathOption(sub, &a->gemm_path);

@@ -77,6 +77,7 @@ void AddEvalOptions(CLI::App* sub, EvalCliArgs* a) {
       ->capture_default_str()
       ->check(CLI::Range(-1.0, 1.0));
   sub->add_flag("--no-comparisons", a->no_comparisons, "skip the paired tests");
+  AddAblateOption(sub, &a->ablate);
   AddThreadsOption(sub, &a->threads);
   AddGemmPathOption(sub, &a->gemm_path);
 }
@@ -98,6 +99,7 @@ report::RunOptions ToRunOptions(const EvalCliArgs& a) {
   o.tokenizer = a.tokenizer == "bytes" ? TokenizerKind::kBytes : TokenizerKind::kWorld;
   o.sif = a.sif;
   o.random_control = a.random_control;
+  o.ablations = ParseAblations(a.ablate);
   o.layers = a.layers;
   o.hf_index = a.hf_index;
   o.pooling = ParsePooling(a.pooling);

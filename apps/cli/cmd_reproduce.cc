@@ -3,6 +3,7 @@
 // 1,3,...,11 reported side by side with its numbers), the GloVe baseline, SIF and the
 // random-weights control — written as OUT/<model>/{mrpc,stsb}.json, report.md and plots/.
 // Several --model values (e.g. an RWKV-6 and an RWKV-7) go side by side into OUT/<a>+<b>/.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -56,7 +57,17 @@ int RunReproduce(const ReproduceArgs& a) {
       throw UsageError("unknown task '" + task + "' in --tasks (expected mrpc and/or stsb)");
     }
   }
-  const std::string model_name = RunName(c);
+  // An ablated run gets its own folder, so that it never overwrites the intact model's results:
+  // OUT/<model>-ablated-skip-tmix_3-zero-bonus_all/ for --ablate skip-tmix:3 --ablate
+  // zero-bonus:all.
+  std::string model_name = RunName(c);
+  if (!o.ablations.empty()) model_name += "-ablated";
+  for (const AblationSpec& s : o.ablations) {
+    std::string part = s.Name();
+    std::replace(part.begin(), part.end(), ':', '_');
+    std::replace(part.begin(), part.end(), ',', '.');
+    model_name += "-" + part;
+  }
   const std::filesystem::path out_dir = std::filesystem::path(a.out) / model_name;
   o.scratch_dir = out_dir;
   report::RunInfo info;

@@ -67,6 +67,22 @@ void ApplyGemmPath(const std::string& path) {
   if (!path.empty()) kernels::ForceGemmPath(kernels::ParseGemmPath(path));
 }
 
+void AddAblateOption(CLI::App* sub, std::vector<std::string>* specs) {
+  sub->add_option("--ablate", *specs,
+                  "run the RWKV model ablated (repeatable): SWITCH:BLOCKS with SWITCH skip-tmix | "
+                  "skip-cmix | freeze-decay | zero-bonus | decay-scale=S and BLOCKS 1-based, "
+                  "e.g. skip-tmix:3, skip-cmix:1-4, freeze-decay:all, decay-scale=2:5-8")
+      ->take_all()
+      ->allow_extra_args(false)
+      ->type_name("SPEC");
+}
+
+std::vector<AblationSpec> ParseAblations(const std::vector<std::string>& specs) {
+  std::vector<AblationSpec> out;
+  for (const std::string& s : specs) out.push_back(ParseAblationSpec(s));
+  return out;
+}
+
 std::unique_ptr<std::istream> OpenInput(const std::string& path) {
   if (path == "-") {
     return std::make_unique<std::istream>(std::cin.rdbuf());

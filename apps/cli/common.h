@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "model/ablation.h"
+
 namespace rwkv_embed::cli {
 
 // Validators for integer options. CLI11's own conversion (strtoll/strtoull, base 0) saturates on
@@ -28,6 +30,10 @@ void ApplyThreads(int threads);
 // ApplyGemmPath forces it for the process (UsageError for an unknown or unavailable path).
 void AddGemmPathOption(CLI::App* sub, std::string* path);
 void ApplyGemmPath(const std::string& path);
+
+// --ablate SPEC, repeatable (model/ablation.h), and its parse.
+void AddAblateOption(CLI::App* sub, std::vector<std::string>* specs);
+std::vector<AblationSpec> ParseAblations(const std::vector<std::string>& specs);
 
 // "-" is standard input. Throws IoError naming the path.
 std::unique_ptr<std::istream> OpenInput(const std::string& path);

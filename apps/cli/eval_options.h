@@ -16,6 +16,7 @@ struct EvalCliArgs {
       word_tokenizer = "whitespace", subset_seeds = "0-4", fit_split = "train", tokenizer = "world",
       gemm_path;
   std::vector<std::string> models;  // --model, repeatable
+  std::vector<std::string> ablate;  // --ablate SPEC, repeatable
   bool hf_index = false, lowercase = false, sif = false, random_control = false,
        no_comparisons = false;
   int threads = 0;

@@ -166,6 +166,11 @@ class BlockRunner {
     const std::vector<float>* maas[5] = {&b.maa_w, &b.maa_k, &b.maa_v, &b.maa_r, &b.maa_g};
     ws_.mix_j.Resize(N, E);
     for (int j : {1, 2, 3, 4, 0}) {
+      if (j == 0 && ov.freeze_decay) {  // w = time_decay: the LoRA term (and x_w) is not needed
+        ws_.w.Resize(N, c_.attention_hidden_size);
+        std::fill_n(ws_.w.data(), ws_.w.size(), 0.0f);
+        continue;
+      }
       for (int64_t t = 0; t < N; ++t) {
         std::memcpy(ws_.mix_j.Row(t), ws_.mix.Row(t) + j * E, E * sizeof(float));
       }
@@ -203,13 +208,15 @@ class BlockRunner {
     });
 
     // WKV recurrence per (sequence, head); restarts from each sequence's carried state.
+    const std::vector<float> no_bonus(ov.zero_bonus ? b.bonus.size() : 0, 0.0f);
+    const float* bonus = ov.zero_bonus ? no_bonus.data() : b.bonus.data();
     ws_.y.Resize(N, A);
 #pragma omp parallel for collapse(2) schedule(dynamic, 1) if (N * A > kParallelElems)
     for (int64_t s = 0; s < n_seq; ++s) {
       for (int64_t h = 0; h < H; ++h) {
         const int64_t t0 = batch_.offsets[s], off = t0 * A;
         kernels::LinearAttentionHead(ws_.r.data() + off, ws_.k.data() + off, ws_.v.data() + off,
-                                     ws_.w.data() + off, b.bonus.data(), batch_.length(s), h, S, A,
+                                     ws_.w.data() + off, bonus, batch_.length(s), h, S, A,
                                      states[s]->wkv.data() + h * S * S, ws_.y.data() + off);
       }
     }

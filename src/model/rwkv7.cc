@@ -1,5 +1,6 @@
 #include "model/rwkv7.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -85,10 +86,15 @@ class Block {
 
     Linear(Mixed(b.x_r), b.receptance, ws_.r, precision_);
     Linear(Mixed(b.x_k), b.key, ws_.k, precision_);
-    // w = exp(-e^-0.5 * sigmoid(w0 + tanh(x_w @ w1) @ w2)), in (0.545, 1)
-    Linear(Mixed(b.x_w), b.w1, ws_.lora, precision_);
-    kernels::TanhRows(ws_.lora.data(), N, ws_.lora.cols());
-    Linear(ws_.lora, b.w2, ws_.w, precision_);
+    // w = exp(-e^-0.5 * sigmoid(w0 + tanh(x_w @ w1) @ w2)), in (0.545, 1); frozen: sigmoid(w0)
+    if (ov.freeze_decay) {
+      ws_.w.Resize(N, C);
+      std::fill_n(ws_.w.data(), ws_.w.size(), 0.0f);
+    } else {
+      Linear(Mixed(b.x_w), b.w1, ws_.lora, precision_);
+      kernels::TanhRows(ws_.lora.data(), N, ws_.lora.cols());
+      Linear(ws_.lora, b.w2, ws_.w, precision_);
+    }
     kernels::ExpNegScaledSigmoidRows(ws_.w.data(), N, C, b.w0.data(),
                                      ov.decay_rate_scale * static_cast<float>(std::exp(-0.5)));
     // alpha = sigmoid(a0 + x_a @ a1 @ a2): the in-context learning rate
@@ -118,8 +124,10 @@ class Block {
     // y = GroupNorm(y) + (sum_j r k r_k) v per head;  x += (y * g) @ Wo^T
     kernels::GroupNormRows(ws_.y.data(), N, H, S, b.ln_x.weight.data(), b.ln_x.bias.data(),
                            c_.group_norm_epsilon, ws_.y.data());
-    kernels::AddGroupTripleDotTimes(ws_.y.data(), ws_.r.data(), ws_.k.data(), b.r_k.data(),
-                                    ws_.v.data(), N, H, S);
+    if (!ov.zero_bonus) {
+      kernels::AddGroupTripleDotTimes(ws_.y.data(), ws_.r.data(), ws_.k.data(), b.r_k.data(),
+                                      ws_.v.data(), N, H, S);
+    }
     kernels::MulInPlace(ws_.y.data(), ws_.g.data(), N * C);
     Linear(ws_.y, b.output, ws_.delta, precision_);
     kernels::AddInPlace(x.data(), ws_.delta.data(), N * C);

@@ -56,7 +56,8 @@ class Rwkv7Model : public SequenceModel {
 
   // Block overrides: skip_time_mix adds nothing from a block's attention branch, but block 0
   // still computes its value as v_first, so skipping it does not change what later blocks
-  // compute from v_first. decay_rate_scale s gives w = exp(-s * e^-0.5 * sigmoid(z)).
+  // compute from v_first. decay_rate_scale s gives w = exp(-s * e^-0.5 * sigmoid(z));
+  // freeze_decay gives z = w0; zero_bonus drops the r_k term.
   ForwardResult Forward(const TokenBatch& batch, const ForwardOptions& options,
                         const HiddenStateTap& tap = {},
                         std::span<const SequenceState> initial_states = {}) const override;

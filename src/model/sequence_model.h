@@ -48,13 +48,26 @@ struct BlockState {
 };
 using SequenceState = std::vector<BlockState>;  // one per block
 
-// Interventions on a block, for ablation studies. Defaults leave the block unchanged.
+// Interventions on a block, for ablation studies (model/ablation.h parses them from text).
+// Defaults leave the block unchanged. Each switch equals a weight edit (tests/ablation_test.cc):
+// the edit named after it gives the same hidden states.
 struct BlockOverride {
-  bool skip_time_mix = false;     // x += 0 instead of the attention branch
-  bool skip_channel_mix = false;  // x += 0 instead of the feed-forward branch
+  // x += 0 instead of the attention branch (= zero attention.output.weight / attn o_proj).
+  bool skip_time_mix = false;
+  // x += 0 instead of the feed-forward branch (= zero feed_forward.value.weight / ffn value).
+  bool skip_channel_mix = false;
   // Multiplies the decay rate (RWKV-6: d = exp(-s * exp(w)); RWKV-7: w = exp(-s * e^-0.5 *
   // sigmoid(z))). > 1 forgets faster.
   float decay_rate_scale = 1.0f;
+  // The decay's data-dependent LoRA term removed (= zero its second matrix). RWKV-6 (DESIGN.md
+  // §7): w = time_decay instead of time_decay + tanh(x_w @ D1) @ D2, so d = exp(-exp(time_decay))
+  // is the same at every token. RWKV-7 (§8): z = w0 instead of w0 + tanh(x_w @ w1) @ w2.
+  bool freeze_decay = false;
+  // The current token's bonus removed. RWKV-6 (§7): u = time_faaaa = 0 in
+  // y_t[j] = Σ_i r_t[i] (u[i] k_t[i] v_t[j] + Σ[i,j]). RWKV-7 has no u; its analogue, the term
+  // through which the current token's own key and value reach y, is (Σ_j r[h,j] k[h,j] r_k[h,j])
+  // * v[h,:] (§8): it is dropped, as if r_k = 0.
+  bool zero_bonus = false;
 };
 
 struct ForwardOptions {

@@ -173,6 +173,9 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
     throw UsageError("nothing to evaluate: give --glove FILE and/or --model DIR");
   }
   if (o.sif && o.glove.empty()) throw UsageError("--sif needs --glove FILE (its word vectors)");
+  if (!o.ablations.empty() && o.models.empty()) {
+    throw UsageError("--ablate needs --model DIR (it ablates an RWKV model)");
+  }
   if (o.random_control && o.models.empty()) {
     throw UsageError("--random-control needs --model DIR (its architecture)");
   }
@@ -283,6 +286,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
       const bool isolated = eval::ResetPeakRss();
       const auto t0 = Clock::now();
       auto model = RwkvEmbedder::Load(path, o.vocab, ro, {}, o.tokenizer);
+      ApplyAblations(o.ablations, *model);
       const double load = Since(t0);
       const SequenceModel& m = model->model();
       layers = ParseLayerSpec(o.layers, m.layer_numbering(), o.hf_index);
@@ -295,6 +299,11 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
       Log(o, method + ": loaded " + note + " in " + std::to_string(load) + " s");
       if (o.random_control) write_control = RandomControlWriter(m, o.seed);
       RunMethod(*model, method, load, isolated, layers, o, data, &out.tasks);
+      if (!o.ablations.empty()) {
+        for (TaskResults& t : out.tasks) {
+          t.methods.back().description += "; ABLATED: " + AblationsName(o.ablations);
+        }
+      }
     }  // the model is released here, before the control is loaded
     if (!o.random_control) continue;
     const std::filesystem::path dir =
@@ -308,6 +317,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
       std::filesystem::path vocab = o.vocab;
       if (vocab.empty() && o.tokenizer == TokenizerKind::kWorld) vocab = DefaultVocabFor(path);
       auto random = RwkvEmbedder::Load(dir, vocab, ro, {}, o.tokenizer);
+      ApplyAblations(o.ablations, *random);
       const double load = Since(t0);
       RunMethod(*random, control, load, isolated, layers, o, data, &out.tasks);
       for (TaskResults& t : out.tasks) {
@@ -315,6 +325,9 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
         t.methods.back().description += "; random weights (init-model, seed " +
                                         std::to_string(o.seed) + ") in the shape of " +
                                         path.string();
+        if (!o.ablations.empty()) {
+          t.methods.back().description += "; ABLATED: " + AblationsName(o.ablations);
+        }
       }
     } catch (...) {
       std::filesystem::remove_all(dir);
@@ -378,6 +391,9 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
   st["threads"] = omp_get_max_threads();
   st["random_control"] = o.random_control;
   st["sif"] = o.sif;
+  std::vector<std::string> ablations;
+  for (const AblationSpec& a : o.ablations) ablations.push_back(a.Name());
+  st["ablations"] = ablations;
   st["files"] = files;
   if (model_notes.empty()) run.notes.push_back("Model used: none");
   for (const std::string& note : model_notes) run.notes.push_back("Model used: " + note);
@@ -393,6 +409,12 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
     run.notes.push_back(
         "The model here is a tiny test model (random weights per shared/README.md), not the "
         "study's 1.6B model: its RWKV rows measure the harness, not RWKV.");
+  }
+  if (!o.ablations.empty()) {  // first, so that the report's opening line says it
+    run.notes.insert(run.notes.begin(),
+                     "ABLATED MODEL: every RWKV model here (and its random control) ran with " +
+                         AblationsName(o.ablations) +
+                         " (model/ablation.h); its scores are not those of the intact model.");
   }
   run.evaluation_seconds = Since(t_start);
   out.run = std::move(run);

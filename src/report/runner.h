@@ -17,6 +17,7 @@
 #include "baselines/word_tokenizer.h"
 #include "data/pairs.h"
 #include "kernels/gemm.h"
+#include "model/ablation.h"
 #include "model/rwkv_embedder.h"
 #include "pooling/pooling.h"
 #include "report/report.h"
@@ -47,6 +48,9 @@ struct RunOptions {
   std::filesystem::path vocab;  // World vocabulary; default: beside each model
   TokenizerKind tokenizer = TokenizerKind::kWorld;
   bool random_control = false;  // same architecture and shape, random weights
+  // Applied to every RWKV model and its random control (model/ablation.h); recorded in the
+  // settings, the method descriptions and, first of all, the notes.
+  std::vector<AblationSpec> ablations;
   // Choices (all recorded in the outputs).
   std::string layers = "all";
   bool hf_index = false;
