@@ -186,13 +186,17 @@ Plan MakeOrResumePlan(const cli::EmbedArgs& a, const Paths& paths, int ranks, bo
                         "unreadable (" + e.what() + "): delete it and " + paths.data.string() +
                         " to start over");
     }
-    if (p.input != input || p.input_bytes != bytes || p.input_mtime != MtimeOf(a.input) ||
-        p.settings != OutputSettings(a)) {
+    if (p.input != input || p.settings != OutputSettings(a)) {
       throw UsageError("manifest " + paths.manifest.string() + " belongs to an interrupted run " +
-                       "with another input or other options (" + p.input + "): rerun that, or " +
-                       "delete it and " + paths.data.string() + " to start over");
+                       "with another input or other options (input " + p.input + ", options " +
+                       p.settings.dump() + "): rerun that, or delete it and " +
+                       paths.data.string() + " to start over");
     }
-    return p;
+    if (p.input_bytes == bytes && p.input_mtime == MtimeOf(a.input)) return p;
+    // The input was edited (e.g. a bad line fixed): rows done for the old text are worthless.
+    std::fprintf(stderr, "embed: %s changed since the interrupted run: starting over\n",
+                 a.input.c_str());
+    *resumed = false;
   }
   // A manifest without its data file is left from a finished or abandoned run: start over.
   fs::remove(paths.manifest, ec);
@@ -264,7 +268,7 @@ class Coordinator {
   }
   // Serves the other ranks until each has been told that no shard is left.
   void Serve(int remote_ranks) {
-    while (remote_ranks > 0) {
+    while (remote_ranks > 0 && !stop_.load()) {
       int flag = 0;
       MPI_Status st;
       MPI_Iprobe(MPI_ANY_SOURCE, kTagRequest, MPI_COMM_WORLD, &flag, &st);
@@ -292,6 +296,8 @@ class Coordinator {
       if (next < 0) --remote_ranks;
     }
   }
+  // Makes Serve return (rank 0's own worker failed: the job is about to be aborted).
+  void Stop() { stop_.store(true); }
   std::vector<ShardReport> reports() const {
     std::lock_guard lock(mutex_);
     return reports_;
@@ -301,6 +307,7 @@ class Coordinator {
   Plan& plan_;
   const Paths& paths_;
   mutable std::mutex mutex_;
+  std::atomic<bool> stop_{false};
   std::deque<int64_t> pending_;
   std::vector<ShardReport> reports_;
 };
@@ -402,6 +409,22 @@ ShardReport EmbedShard(int64_t s, const cli::EmbedArgs& a, const Plan& plan, cli
   writer.Sync();
   r.seconds = Since(t0);
   return r;
+}
+
+// Takes shards until none is left: from the coordinator on rank 0, from rank 0 elsewhere.
+void WorkLoop(int rank, const cli::EmbedArgs& a, const Plan& plan, cli::EmbedSetup& setup,
+              ShardWriter& writer, Coordinator* coordinator) {
+  const auto loop_start = Clock::now();
+  ShardReport last;
+  int finished = 0;
+  while (true) {
+    const int64_t s = rank == 0 ? coordinator->Next(last) : RemoteNext(last);
+    if (last.shard >= 0) MaybeKillForTest(rank, ++finished);
+    if (s < 0) break;
+    last = EmbedShard(s, a, plan, setup, writer);
+    last.rank = rank;
+    last.start = Since(loop_start) - last.seconds;
+  }
 }
 
 // Rank 0, once every shard is done: the output in place, the manifest gone; returns the accounting.
@@ -561,17 +584,14 @@ int RunShardedEmbed(const cli::EmbedArgs& a) {
         coordinator->Serve(size - 1);  // MPI without threads: rank 0 only coordinates
       }
     }
-    if (rank != 0 || rank0_works) {
-      ShardReport last;
-      int finished = 0;
-      while (true) {
-        const int64_t s = rank == 0 ? coordinator->Next(last) : RemoteNext(last);
-        if (last.shard >= 0) MaybeKillForTest(rank, ++finished);
-        if (s < 0) break;
-        last = EmbedShard(s, a, plan, setup, writer);
-        last.rank = rank;
-        last.start = Since(loop_start) - last.seconds;
+    try {
+      if (rank != 0 || rank0_works) WorkLoop(rank, a, plan, setup, writer, coordinator.get());
+    } catch (...) {  // the error ends the job (RunUnderMpi aborts it) once the server has stopped
+      if (server.joinable()) {
+        coordinator->Stop();
+        server.join();
       }
+      throw;
     }
     if (server.joinable()) server.join();
   }
