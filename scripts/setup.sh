@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev
   libdnnl-dev libopenblas-dev
   gnuplot-nox
+  libopenmpi-dev openmpi-bin  # rwkv-embed-mpi (README "Clusters (MPI)") and its tests
 )
 
 missing=()

@@ -16,7 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path WriteText(const std::string& text) {
-  const fs::path p = testing::TempDir() / "in.txt";
+  fs::path p = testing::TempDir() / "in.txt";
   std::ofstream(p, std::ios::binary) << text;
   return p;
 }

@@ -116,7 +116,7 @@ class MpiEmbedTest : public ::testing::Test {
       entry.path = path;
       entry.gflops.clear();
     }
-    const fs::path dir = dir_ / name;
+    fs::path dir = dir_ / name;
     fs::create_directories(dir);
     const auto id = kernels::CurrentGemmCacheIdentity();
     kernels::SaveGemmCache(kernels::GemmCacheFile(dir, id), id, entries);

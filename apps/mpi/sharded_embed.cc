@@ -353,8 +353,8 @@ class ShardWriter {
 
   // Rows [row, row + values.size() / C) of layer l.
   void Write(int64_t l, int64_t row, std::span<const float> values) {
-    auto offset = static_cast<MPI_Offset>(data_start_ + (l * plan_.Sentences() + row) * plan_.dim *
-                                                            int64_t{sizeof(float)});
+    const int64_t byte = data_start_ + (l * plan_.Sentences() + row) * plan_.dim * 4;
+    MPI_Offset offset = byte;
     const char* p = reinterpret_cast<const char*>(values.data());
     size_t left = values.size_bytes();
     while (left > 0) {
