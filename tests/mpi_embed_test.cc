@@ -239,6 +239,30 @@ TEST_F(MpiEmbedTest, ARankKilledMidRunLosesNothingAndTheRerunDoesOnlyTheMissingS
   EXPECT_TRUE(run["resumed"].get<bool>());
 }
 
+// RWKV-7 and an EmbeddingRWKV checkpoint (its task head's embedding) shard the same way; one forced
+// GEMM path here (the autotuned case is covered above).
+TEST_F(MpiEmbedTest, OtherArchitecturesAreBitIdenticalToo) {
+  const std::string path = std::string(kernels::GemmPathName(AvailablePaths()[0]));
+  for (const std::string model : {"models/tiny-rwkv7-f32", "models/tiny-embrwkv-bf16/model.pth"}) {
+    const fs::path m = testing::SharedFile(model);
+    if (m.empty()) {
+      ADD_FAILURE() << "shared file absent: " << model;
+      continue;
+    }
+    const std::string args = " embed --model " + Quote(m.string()) + " --input " +
+                             Quote(input_.string()) + " --threads 1 --gemm-path " + path;
+    const fs::path single = dir_ / "single.npy", mpi = dir_ / "mpi.npy";
+    const ShellRun a = Shell(
+        Quote(testing::CliPath().string()) + args + " --output " + Quote(single.string()), dir_);
+    ASSERT_EQ(a.exit_code, 0) << model << ": " << a.err;
+    const ShellRun b = Shell(Mpirun(2) + " " + Quote(RWKV_EMBED_MPI_CLI_PATH) + args +
+                                 " --shard-bytes 150 --output " + Quote(mpi.string()),
+                             dir_);
+    ASSERT_EQ(b.exit_code, 0) << model << ": " << b.err;
+    EXPECT_TRUE(Slurp(single) == Slurp(mpi)) << model << ": 2 ranks differ from rwkv-embed embed";
+  }
+}
+
 TEST_F(MpiEmbedTest, ABadLineIsNamedAsByPlainEmbedAndEndsTheJob) {
   std::string text = InputText();
   const size_t at = text.find('\n', text.size() / 2);
