@@ -248,7 +248,8 @@ struct ShardReport {
 // Rank 0's bookkeeping: pending shards, reports, the manifest.
 class Coordinator {
  public:
-  Coordinator(Plan& plan, const Paths& paths) : plan_(plan), paths_(paths) {
+  Coordinator(Plan& plan, const Paths& paths, bool progress)
+      : plan_(plan), paths_(paths), progress_(progress) {
     for (size_t i = 0; i < plan.done.size(); ++i) {
       if (plan.done[i] != '1') pending_.push_back(static_cast<int64_t>(i));
     }
@@ -260,6 +261,14 @@ class Coordinator {
       plan_.done[static_cast<size_t>(finished.shard)] = '1';
       reports_.push_back(finished);
       WriteFileAtomically(paths_.manifest, plan_.ToJson().dump() + "\n");
+      if (progress_) {
+        const auto done = std::count(plan_.done.begin(), plan_.done.end(), '1');
+        std::fprintf(stderr,
+                     "embed: shard %lld done by rank %d (%lld sentences, %.2f s); %lld/%zu\n",
+                     static_cast<long long>(finished.shard), finished.rank,
+                     static_cast<long long>(finished.rows), finished.seconds,
+                     static_cast<long long>(done), plan_.done.size());
+      }
     }
     if (pending_.empty()) return -1;
     const int64_t s = pending_.front();
@@ -306,6 +315,7 @@ class Coordinator {
  private:
   Plan& plan_;
   const Paths& paths_;
+  bool progress_;
   mutable std::mutex mutex_;
   std::atomic<bool> stop_{false};
   std::deque<int64_t> pending_;
@@ -563,7 +573,7 @@ int RunShardedEmbed(const cli::EmbedArgs& a) {
       throw DataError(paths.data.string() + " does not have the size its manifest " +
                       paths.manifest.string() + " implies: delete both to start over");
     }
-    coordinator = std::make_unique<Coordinator>(plan, paths);
+    coordinator = std::make_unique<Coordinator>(plan, paths, cli::ProgressWanted(a.progress));
   }
   plan.layers = layers;
   plan.dim = dim;
