@@ -80,7 +80,9 @@ class MpiEmbedTest : public ::testing::Test {
 
   // `mpirun -np N` (Open MPI: several ranks on this one machine; root needs the flag).
   static std::string Mpirun(int ranks) {
-    std::string s = Quote(RWKV_EMBED_MPIEXEC) + " --oversubscribe";
+    // Containers often forbid the cross-process memory reads of Open MPI's shared-memory copies.
+    std::string s =
+        Quote(RWKV_EMBED_MPIEXEC) + " --oversubscribe --mca btl_vader_single_copy_mechanism none";
     if (::geteuid() == 0) s += " --allow-run-as-root";
     return s + " -np " + std::to_string(ranks);
   }
