@@ -22,8 +22,8 @@ namespace fs = std::filesystem;
 
 #ifndef RWKV_EMBED_MPI_CLI_PATH
 TEST(MpiEmbedTest, NotBuilt) {
-  GTEST_SKIP() << "rwkv-embed-mpi was not built (MPI not found, or -DRWKV_EMBED_MPI=OFF): "
-                  "the MPI tests did not run";
+  GTEST_SKIP() << "rwkv-embed-mpi was not built (MPI not found, or -DRWKV_EMBED_MPI=OFF) or "
+                  "mpiexec was not found (Debian: openmpi-bin): the MPI tests did not run";
 }
 #else
 
