@@ -12,6 +12,7 @@ packages=(
   libdnnl-dev libopenblas-dev
   gnuplot-nox
   pybind11-dev python3-dev python3-numpy  # the Python module (python/) and its test
+  libopenmpi-dev openmpi-bin  # rwkv-embed-mpi (README "Clusters (MPI)") and its tests
 )
 
 missing=()

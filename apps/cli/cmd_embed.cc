@@ -11,7 +11,7 @@
 #include "commands.h"
 #include "common.h"
 #include "core/error.h"
-#include "embed_rwkv_args.h"
+#include "embed_args.h"
 #include "io/atomic_file.h"
 #include "io/npy.h"
 #include "model/layer_spec.h"
@@ -20,18 +20,7 @@
 namespace rwkv_embed::cli {
 namespace {
 
-struct EmbedArgs {
-  std::string model, vocab, input = "-", output, layers = "final", pooling = "mean",
-                            normalize = "none", precision = "f32", tokenizer = "world", gemm_path;
-  bool hf_index = false, progress = false, check_weights = false;
-  int threads = 0;
-  int64_t batch_tokens = 2048;
-  // Sentences per Embed call: bounds the embeddings held in memory ([layers, chunk, C]) while
-  // the output file is written piecewise.
-  int64_t chunk_sentences = 4096;
-  EmbeddingRwkvArgs embedding_rwkv;
-  std::vector<std::string> ablate;
-};
+EmbedRunner g_runner = nullptr;
 
 // Appends one JSON line per sentence of a chunk whose first sentence is `first`.
 void WriteJsonl(std::ofstream& out, const std::string& path, const EmbedResult& r, int64_t first) {
@@ -74,16 +63,12 @@ EmbedResult EmbedNamingLines(Embedder& embedder, const std::vector<std::string>&
 int RunEmbed(const EmbedArgs& a) {
   ApplyThreads(a.threads);
   ApplyGemmPath(a.gemm_path);
-  RwkvEmbedderOptions options;
-  options.batch_tokens = a.batch_tokens;
+  // Option errors before the output check and the input (LoadEmbedSetup checks them again).
   if (a.precision != "f32" && a.precision != "bf16") {
     throw UsageError("--precision must be f32 or bf16");
   }
-  options.precision =
-      a.precision == "bf16" ? kernels::MatMulPrecision::kBF16 : kernels::MatMulPrecision::kF32;
-  EmbedRequest request;
-  request.pooling = ParsePooling(a.pooling);
-  request.normalization = ParseNormalization(a.normalize);
+  ParsePooling(a.pooling);
+  ParseNormalization(a.normalize);
   const bool ext_npy = a.output.size() > 4 && a.output.ends_with(".npy");
   const bool ext_jsonl = a.output.size() > 6 && a.output.ends_with(".jsonl");
   if (!ext_npy && !ext_jsonl) throw UsageError("--output must end in .npy or .jsonl");
@@ -95,34 +80,11 @@ int RunEmbed(const EmbedArgs& a) {
   if (sentences.empty()) throw DataError("no sentences in " + a.input);
 
   const auto t0 = std::chrono::steady_clock::now();
-  LoadOptions load;
-  load.check_finite = a.check_weights;
-  if (a.tokenizer != "world" && a.tokenizer != "bytes") {
-    throw UsageError("--tokenizer must be world or bytes");
-  }
-  if (a.tokenizer == "bytes" && !a.vocab.empty()) {
-    throw UsageError("--vocab is for the World tokenizer; --tokenizer bytes needs none");
-  }
-  // An EmbeddingRWKV checkpoint gives its task head's embedding unless --layers/--pooling ask
-  // for the backbone's hidden states.
-  std::unique_ptr<Embedder> owner;
-  RwkvEmbedder* rwkv = nullptr;  // runs the batches (the backbone, for EmbeddingRWKV)
-  if (UseEmbeddingRwkv(a.embedding_rwkv, a.model)) {
-    if (a.tokenizer != "world") throw UsageError("EmbeddingRWKV uses the World tokenizer");
-    auto e = LoadEmbeddingRwkv(a.embedding_rwkv, a.model, a.vocab, options, load);
-    rwkv = &e->backbone();
-    request.layers = {0};
-    owner = std::move(e);
-  } else {
-    auto e =
-        RwkvEmbedder::Load(a.model, a.vocab, options, load,
-                           a.tokenizer == "bytes" ? TokenizerKind::kBytes : TokenizerKind::kWorld);
-    request.layers = ParseLayerSpec(a.layers, e->layer_numbering(), a.hf_index);
-    rwkv = e.get();
-    owner = std::move(e);
-  }
+  EmbedSetup setup = LoadEmbedSetup(a);
+  const EmbedRequest& request = setup.request;
+  RwkvEmbedder* rwkv = setup.rwkv;
+  const auto& owner = setup.owner;
   Embedder* embedder = owner.get();
-  ApplyAblations(ablations, *rwkv);
   if (!ablations.empty()) {
     std::fprintf(stderr, "embed: ABLATED MODEL: %s (these are not the intact model's embeddings)\n",
                  AblationsName(ablations).c_str());
@@ -187,6 +149,47 @@ int RunEmbed(const EmbedArgs& a) {
 
 }  // namespace
 
+EmbedSetup LoadEmbedSetup(const EmbedArgs& a) {
+  EmbedSetup s;
+  RwkvEmbedderOptions options;
+  options.batch_tokens = a.batch_tokens;
+  if (a.precision != "f32" && a.precision != "bf16") {
+    throw UsageError("--precision must be f32 or bf16");
+  }
+  options.precision =
+      a.precision == "bf16" ? kernels::MatMulPrecision::kBF16 : kernels::MatMulPrecision::kF32;
+  s.request.pooling = ParsePooling(a.pooling);
+  s.request.normalization = ParseNormalization(a.normalize);
+  LoadOptions load;
+  load.check_finite = a.check_weights;
+  if (a.tokenizer != "world" && a.tokenizer != "bytes") {
+    throw UsageError("--tokenizer must be world or bytes");
+  }
+  if (a.tokenizer == "bytes" && !a.vocab.empty()) {
+    throw UsageError("--vocab is for the World tokenizer; --tokenizer bytes needs none");
+  }
+  // An EmbeddingRWKV checkpoint gives its task head's embedding unless --layers/--pooling ask
+  // for the backbone's hidden states.
+  if (UseEmbeddingRwkv(a.embedding_rwkv, a.model)) {
+    if (a.tokenizer != "world") throw UsageError("EmbeddingRWKV uses the World tokenizer");
+    auto e = LoadEmbeddingRwkv(a.embedding_rwkv, a.model, a.vocab, options, load);
+    s.rwkv = &e->backbone();
+    s.request.layers = {0};
+    s.owner = std::move(e);
+  } else {
+    auto e =
+        RwkvEmbedder::Load(a.model, a.vocab, options, load,
+                           a.tokenizer == "bytes" ? TokenizerKind::kBytes : TokenizerKind::kWorld);
+    s.request.layers = ParseLayerSpec(a.layers, e->layer_numbering(), a.hf_index);
+    s.rwkv = e.get();
+    s.owner = std::move(e);
+  }
+  ApplyAblations(ParseAblations(a.ablate), *s.rwkv);
+  return s;
+}
+
+void SetEmbedRunner(EmbedRunner runner) { g_runner = runner; }
+
 Command RegisterEmbed(CLI::App& app) {
   auto a = std::make_shared<EmbedArgs>();
   auto* sub = app.add_subcommand("embed", "Embed sentences (one per line) from any layers");
@@ -240,7 +243,7 @@ Command RegisterEmbed(CLI::App& app) {
   AddThreadsOption(sub, &a->threads);
   AddEmbeddingRwkvOptions(sub, a->embedding_rwkv);
   AddGemmPathOption(sub, &a->gemm_path);
-  return {sub, [a] { return RunEmbed(*a); }};
+  return {sub, [a] { return g_runner ? g_runner(*a) : RunEmbed(*a); }};
 }
 
 }  // namespace rwkv_embed::cli

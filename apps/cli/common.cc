@@ -92,10 +92,11 @@ std::unique_ptr<std::istream> OpenInput(const std::string& path) {
   return in;
 }
 
-std::vector<std::string> ReadSentenceLines(std::istream& in, const std::string& source) {
+std::vector<std::string> ReadSentenceLines(std::istream& in, const std::string& source,
+                                           int64_t first_line) {
   std::vector<std::string> lines;
   std::string line;
-  int64_t number = 0;
+  int64_t number = first_line - 1;
   while (std::getline(in, line)) {
     ++number;
     if (!line.empty() && line.back() == '\r') line.pop_back();

@@ -40,8 +40,10 @@ std::unique_ptr<std::istream> OpenInput(const std::string& path);
 
 // One sentence per line: strips "\n" and a "\r" before it and a UTF-8 byte order mark before the
 // first line (as the dataset readers do); checks UTF-8 and rejects empty lines, naming the 1-based
-// line number and the source.
-std::vector<std::string> ReadSentenceLines(std::istream& in, const std::string& source);
+// line number and the source. `first_line` numbers a piece of a file that starts at that line (a
+// shard of the MPI embed; the byte order mark is only looked for on line 1).
+std::vector<std::string> ReadSentenceLines(std::istream& in, const std::string& source,
+                                           int64_t first_line = 1);
 
 // Whether progress lines should go to stderr (a terminal, or forced).
 bool ProgressWanted(bool forced);

@@ -10,6 +10,9 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/utf8.h"
+#ifdef RWKV_EMBED_MPI_BINARY
+#include "../mpi/mpi_cli.h"  // rwkv-embed-mpi: the same commands, embed sharded over ranks
+#endif
 
 namespace {
 
@@ -54,6 +57,9 @@ int main(int argc, char** argv) {
       cli::RegisterBench(app),     cli::RegisterInfo(app),     cli::RegisterEval(app),
       cli::RegisterReproduce(app), cli::RegisterConvert(app),  cli::RegisterAblate(app),
   };
+#ifdef RWKV_EMBED_MPI_BINARY
+  rwkv_embed::mpi::AddMpiOptions(app);
+#endif
 
   try {
     app.parse(argc, argv);
@@ -68,7 +74,11 @@ int main(int argc, char** argv) {
   }
   if (chosen == nullptr) return 1;
   try {
+#ifdef RWKV_EMBED_MPI_BINARY
+    return rwkv_embed::mpi::RunUnderMpi(chosen->app->get_name(), chosen->run);
+#else
     return chosen->run();
+#endif
   } catch (const std::bad_alloc&) {
     std::cerr << "rwkv-embed: error: out of memory while running '" << chosen->app->get_name()
               << "' (a smaller input, --batch-tokens or --chunk-sentences may fit)\n";

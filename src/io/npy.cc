@@ -159,6 +159,24 @@ std::string ShapeTuple(std::span<const int64_t> shape) {
 
 }  // namespace
 
+std::string NpyF32Preamble(std::span<const int64_t> shape) {
+  // Same dict text and padding rule as numpy's _wrap_header (keys sorted, trailing ", ").
+  std::string header =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': " + ShapeTuple(shape) + ", }";
+  const size_t unpadded = kMagicLen + 2 + 2 + header.size() + 1;  // +1 for '\n'
+  header.append(kAlign - unpadded % kAlign, ' ');
+  header += '\n';
+  if (header.size() > std::numeric_limits<uint16_t>::max()) {
+    throw ShapeError("too many dimensions for a v1.0 .npy header");
+  }
+  const auto header_len = static_cast<uint16_t>(header.size());
+  std::string out(kMagic, kMagicLen);
+  out += '\x01';
+  out += '\x00';
+  out.append(reinterpret_cast<const char*>(&header_len), 2);
+  return out + header;
+}
+
 NpyF32Writer::NpyF32Writer(const std::filesystem::path& path, std::span<const int64_t> shape)
     : path_(path) {
   numel_ = 1;
@@ -168,24 +186,16 @@ NpyF32Writer::NpyF32Writer(const std::filesystem::path& path, std::span<const in
       throw ShapeError("cannot write " + Quote(path) + ": shape too large");
     }
   }
-  // Same dict text and padding rule as numpy's _wrap_header (keys sorted, trailing ", ").
-  std::string header =
-      "{'descr': '<f4', 'fortran_order': False, 'shape': " + ShapeTuple(shape) + ", }";
-  const size_t unpadded = kMagicLen + 2 + 2 + header.size() + 1;  // +1 for '\n'
-  header.append(kAlign - unpadded % kAlign, ' ');
-  header += '\n';
-  if (header.size() > std::numeric_limits<uint16_t>::max()) {
-    throw ShapeError("cannot write " + Quote(path) + ": too many dimensions for a v1.0 header");
+  std::string preamble;
+  try {
+    preamble = NpyF32Preamble(shape);
+  } catch (const ShapeError& e) {
+    throw ShapeError("cannot write " + Quote(path) + ": " + e.what());
   }
-  const auto header_len = static_cast<uint16_t>(header.size());
   out_.open(path, std::ios::binary | std::ios::trunc);
   if (!out_) throw IoError("cannot create " + Quote(path) + ": " + std::strerror(errno));
-  out_.write(kMagic, kMagicLen);
-  out_.put('\x01');
-  out_.put('\x00');
-  out_.write(reinterpret_cast<const char*>(&header_len), 2);
-  out_.write(header.data(), static_cast<std::streamsize>(header.size()));
-  data_start_ = static_cast<int64_t>(kMagicLen + 4 + header.size());
+  out_.write(preamble.data(), static_cast<std::streamsize>(preamble.size()));
+  data_start_ = static_cast<int64_t>(preamble.size());
   if (!out_) throw IoError("cannot write " + Quote(path) + ": " + std::strerror(errno));
 }
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace rwkv_embed {
@@ -12,6 +13,11 @@ namespace rwkv_embed {
 // Writes a little-endian float32 C-order array of `shape`. Throws IoError naming the path.
 void WriteNpyF32(const std::filesystem::path& path, std::span<const int64_t> shape,
                  std::span<const float> data);
+
+// The bytes before the data of a float32 .npy of `shape` (magic, version 1.0, header dict padded
+// so that the data starts on a 64-byte boundary): for writers that place rows themselves (the
+// MPI ranks of a sharded embed). Throws ShapeError for a negative or overflowing shape.
+std::string NpyF32Preamble(std::span<const int64_t> shape);
 
 // Writes a float32 .npy of known shape piecewise, in any order (the embed command streams
 // [layers, N, C] a batch of sentences at a time). Close() checks that every element was written.

@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -96,6 +97,7 @@ struct State {
   std::set<Shape> seen;
   double seconds = 0;
   bool cache_loaded = false;
+  bool frozen = false;                      // InstallGemmChoices: nothing more is measured
   std::vector<GemmTuneEntry> file_entries;  // everything in the file (all thread counts)
   std::string cache_status = "not used yet";
 };
@@ -230,9 +232,9 @@ const GemmTuneEntry& ChooseLocked(State& s, const Shape& shape, int bucket, int 
   GemmTuneEntry e{n, k, dtype, precision, bucket, threads, candidates.front(), {}, ""};
   if (candidates.size() == 1) {
     e.source = "only candidate";
-  } else if (s.seconds >= kGemmAutotuneBudgetSeconds) {
+  } else if (s.frozen || s.seconds >= kGemmAutotuneBudgetSeconds) {
     e.path = DefaultPath(candidates);
-    e.source = "default (budget spent)";
+    e.source = s.frozen ? "default (choices installed)" : "default (budget spent)";
   } else {
     const auto t0 = Clock::now();
     e = Measure(shape, bucket, threads, candidates, kGemmAutotuneBudgetSeconds - s.seconds);
@@ -253,6 +255,45 @@ uint64_t Fnv1a(const std::string& text) {
 
 std::string PrecisionText(MatMulPrecision p) {
   return p == MatMulPrecision::kBF16 ? "bf16" : "f32";
+}
+
+nlohmann::json EntryJson(const GemmTuneEntry& e) {
+  nlohmann::json g = nlohmann::json::object();
+  for (const auto& [p, v] : e.gflops) g[std::string(GemmPathName(p))] = v;
+  return {{"n", e.n},
+          {"k", e.k},
+          {"dtype", std::string(DTypeName(e.dtype))},
+          {"precision", PrecisionText(e.precision)},
+          {"bucket", e.bucket},
+          {"threads", e.threads},
+          {"path", std::string(GemmPathName(e.path))},
+          {"gflops", g}};
+}
+
+// The entry `je` describes; nullopt for a dtype this build does not multiply. Throws on
+// malformed JSON (a missing key, a wrong type, an unknown path name).
+std::optional<GemmTuneEntry> EntryFromJson(const nlohmann::json& je) {
+  GemmTuneEntry e;
+  e.n = je.at("n").get<int64_t>();
+  e.k = je.at("k").get<int64_t>();
+  const auto dtype = je.at("dtype").get<std::string>();
+  if (dtype != "F32" && dtype != "BF16") return std::nullopt;
+  e.dtype = dtype == "BF16" ? DType::kBF16 : DType::kF32;
+  e.precision = je.at("precision").get<std::string>() == "bf16" ? MatMulPrecision::kBF16
+                                                                : MatMulPrecision::kF32;
+  e.bucket = je.at("bucket").get<int>();
+  e.threads = je.at("threads").get<int>();
+  e.path = ParseGemmPath(je.at("path").get<std::string>());
+  for (const auto& [name, v] : je.at("gflops").items()) {
+    e.gflops.emplace_back(ParseGemmPath(name), v.get<double>());
+  }
+  return e;
+}
+
+// A whole-shape choice this process can run.
+bool Runnable(const GemmTuneEntry& e) {
+  return e.n >= 1 && e.k >= 1 && e.bucket == -1 && e.threads == 0 && e.path != GemmPath::kAuto &&
+         GemmPathAvailable(e.path) && GemmPathAccepts(e.path, e.dtype, e.precision);
 }
 
 }  // namespace
@@ -334,8 +375,44 @@ void ResetGemmAutotune() {
   s.seen.clear();
   s.seconds = 0;
   s.cache_loaded = false;
+  s.frozen = false;
   s.file_entries.clear();
   s.cache_status = "not used yet";
+}
+
+std::string ExportGemmChoices() {
+  nlohmann::json j = nlohmann::json::array();
+  for (const GemmTuneEntry& e : GemmTuneTable()) {
+    if (e.bucket == -1 && e.threads == 0) j.push_back(EntryJson(e));
+  }
+  return j.dump();
+}
+
+void InstallGemmChoices(const std::string& json) {
+  std::vector<GemmTuneEntry> entries;
+  try {
+    for (const auto& je : nlohmann::json::parse(json)) {
+      auto e = EntryFromJson(je);
+      if (!e) continue;
+      if (!Runnable(*e)) {
+        throw UsageError("GEMM path " + std::string(GemmPathName(e->path)) + " chosen for the " +
+                         std::to_string(e->n) + "x" + std::to_string(e->k) +
+                         " weights cannot run on this CPU: give every process the same "
+                         "--gemm-path");
+      }
+      e->source = "installed";
+      entries.push_back(std::move(*e));
+    }
+  } catch (const nlohmann::json::exception& ex) {
+    throw FormatError(std::string("GEMM choices: malformed JSON: ") + ex.what());
+  }
+  State& s = GetState();
+  std::lock_guard lock(s.mutex);
+  s.cache_loaded = true;  // the installed list wins over any cache file here
+  s.cache_status = "not used (choices installed)";
+  s.table.clear();
+  for (const GemmTuneEntry& e : entries) s.table.emplace(KeyOf(e), e);
+  s.frozen = true;
 }
 
 std::string GemmCacheStatus() {
@@ -385,18 +462,7 @@ void SaveGemmCache(const std::filesystem::path& file, const GemmCacheIdentity& i
   nlohmann::json j;
   j["identity"] = {{"cpu", id.cpu}, {"build", id.build}, {"paths", id.paths}};
   j["entries"] = nlohmann::json::array();
-  for (const GemmTuneEntry& e : entries) {
-    nlohmann::json g = nlohmann::json::object();
-    for (const auto& [p, v] : e.gflops) g[std::string(GemmPathName(p))] = v;
-    j["entries"].push_back({{"n", e.n},
-                            {"k", e.k},
-                            {"dtype", std::string(DTypeName(e.dtype))},
-                            {"precision", PrecisionText(e.precision)},
-                            {"bucket", e.bucket},
-                            {"threads", e.threads},
-                            {"path", std::string(GemmPathName(e.path))},
-                            {"gflops", g}});
-  }
+  for (const GemmTuneEntry& e : entries) j["entries"].push_back(EntryJson(e));
   const auto tmp = file.string() + ".tmp" + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
@@ -425,28 +491,12 @@ std::vector<GemmTuneEntry> LoadGemmCache(const std::filesystem::path& file,
                                     ji.at("paths").get<std::string>()};
     if (!(file_id == id)) return out;
     for (const auto& je : j.at("entries")) {
-      GemmTuneEntry e;
-      e.n = je.at("n").get<int64_t>();
-      e.k = je.at("k").get<int64_t>();
-      const auto dtype = je.at("dtype").get<std::string>();
-      if (dtype != "F32" && dtype != "BF16") continue;
-      e.dtype = dtype == "BF16" ? DType::kBF16 : DType::kF32;
-      e.precision = je.at("precision").get<std::string>() == "bf16" ? MatMulPrecision::kBF16
-                                                                    : MatMulPrecision::kF32;
-      e.bucket = je.at("bucket").get<int>();
-      e.threads = je.at("threads").get<int>();
-      e.path = ParseGemmPath(je.at("path").get<std::string>());
-      for (const auto& [name, v] : je.at("gflops").items()) {
-        e.gflops.emplace_back(ParseGemmPath(name), v.get<double>());
-      }
+      auto e = EntryFromJson(je);
       // Only whole-shape choices (every m, every thread count): per-range entries written by an
       // earlier build would break batch invariance.
-      if (e.n < 1 || e.k < 1 || e.bucket != -1 || e.threads != 0 || e.path == GemmPath::kAuto ||
-          !GemmPathAvailable(e.path) || !GemmPathAccepts(e.path, e.dtype, e.precision)) {
-        continue;
-      }
-      e.source = "cache";
-      out.push_back(std::move(e));
+      if (!e || !Runnable(*e)) continue;
+      e->source = "cache";
+      out.push_back(std::move(*e));
     }
   } catch (const std::exception&) {  // malformed: start cold
     out.clear();

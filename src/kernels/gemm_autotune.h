@@ -76,6 +76,16 @@ double GemmAutotuneSeconds();
 // Forgets every choice, seen shape and the time spent (tests; the cache file is kept).
 void ResetGemmAutotune();
 
+// ---- One choice for several processes (MPI ranks) -----------------------------------------------
+// Processes that must give bit-identical embeddings must multiply with the same paths, but each
+// would measure its own. One process exports its whole-shape choices (JSON text: a list of
+// entries as in the cache file); the others install them. Installing also freezes autotuning in
+// that process: a shape missing from the list takes the fixed preference order, never a
+// measurement, in every process alike. Throws UsageError when a path cannot run here (another
+// CPU: pass the same --gemm-path to every process instead) and FormatError on malformed text.
+std::string ExportGemmChoices();
+void InstallGemmChoices(const std::string& json);
+
 // ---- The cache file ---------------------------------------------------------------------------
 struct GemmCacheIdentity {
   std::string cpu;    // CpuIdentity() and the detected features

@@ -1,0 +1,26 @@
+// The MPI build of the CLI (rwkv-embed-mpi): the same commands as rwkv-embed, with `embed`
+// sharded over the ranks of MPI_COMM_WORLD (sharded_embed.cc). Kept out of the rwkv-embed binary
+// so that the single-machine program never needs libmpi at run time (README "Clusters (MPI)").
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+namespace rwkv_embed::mpi {
+
+// Adds the MPI-only options (embed --shard-bytes) and makes `embed` run sharded.
+void AddMpiOptions(CLI::App& app);
+
+// Runs the chosen command between MPI_Init_thread and MPI_Finalize. `embed` runs on every rank;
+// any other command runs on rank 0 only. An error on any rank is printed with its rank and ends
+// the whole job (MPI_Abort with the error's exit code); a single-rank run rethrows it instead.
+int RunUnderMpi(const std::string& command, const std::function<int()>& run);
+
+// The embed runner installed by AddMpiOptions (sharded_embed.cc).
+struct ShardOptions {
+  int64_t shard_bytes = 0;  // 0: chosen from the input size and the number of ranks
+};
+ShardOptions& GetShardOptions();
+
+}  // namespace rwkv_embed::mpi
