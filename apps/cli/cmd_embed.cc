@@ -14,6 +14,7 @@
 #include "embed_rwkv_args.h"
 #include "io/atomic_file.h"
 #include "io/npy.h"
+#include "methods/method_spec.h"
 #include "model/layer_spec.h"
 #include "model/rwkv_embedder.h"
 
@@ -23,6 +24,8 @@ namespace {
 struct EmbedArgs {
   std::string model, vocab, input = "-", output, layers = "final", pooling = "mean",
                             normalize = "none", precision = "f32", tokenizer = "world", gemm_path;
+  // Pooling beyond the mean (methods/method_spec.h); fitted methods fit on --fit-pairs.
+  std::string method, prompt_template, fit_pairs;
   bool hf_index = false, progress = false, check_weights = false;
   int threads = 0;
   int64_t batch_tokens = 2048;
@@ -70,6 +73,40 @@ EmbedResult EmbedNamingLines(Embedder& embedder, const std::vector<std::string>&
   }
 }
 
+// The pooling method of --method / --template around `model`, fitted on --fit-pairs when it
+// fits anything; request.layers becomes the method's layers among those asked (all of its
+// layers when none is: a state method's layers are blocks).
+std::shared_ptr<Embedder> PoolingMethod(const EmbedArgs& a, std::shared_ptr<RwkvEmbedder> model,
+                                        EmbedRequest* request) {
+  if (!a.method.empty() && !a.prompt_template.empty()) {
+    throw UsageError(
+        "give --method SPEC or --template NAME|FILE (= --method prompt:NAME), not both");
+  }
+  const std::string spec = a.method.empty() ? "prompt:" + a.prompt_template : a.method;
+  methods::MethodContext c;
+  c.model = std::move(model);
+  c.layers = request->layers;
+  std::shared_ptr<Embedder> m = methods::MakePoolingMethod(spec, c);
+  const std::vector<int> has = m->Layers();
+  std::vector<int> layers;
+  for (int l : request->layers) {
+    if (std::find(has.begin(), has.end(), l) != has.end()) layers.push_back(l);
+  }
+  request->layers = layers.empty() ? has : layers;
+  if (methods::IsFittedMethod(spec)) {
+    if (a.fit_pairs.empty()) {
+      throw UsageError("--method " + spec +
+                       " is fitted on labelled pairs: give --fit-pairs FILE (e.g. a train split)");
+    }
+    const std::string fitted =
+        methods::FitIfNeeded(*m, methods::FitDataOf(ReadPairFile(a.fit_pairs, {})), *request);
+    std::fprintf(stderr, "embed: %s fitted: %s\n", spec.c_str(), fitted.c_str());
+  } else if (!a.fit_pairs.empty()) {
+    throw UsageError("--fit-pairs: --method " + spec + " fits nothing");
+  }
+  return m;
+}
+
 int RunEmbed(const EmbedArgs& a) {
   ApplyThreads(a.threads);
   ApplyGemmPath(a.gemm_path);
@@ -103,10 +140,14 @@ int RunEmbed(const EmbedArgs& a) {
   }
   // An EmbeddingRWKV checkpoint gives its task head's embedding unless --layers/--pooling ask
   // for the backbone's hidden states.
-  std::unique_ptr<Embedder> owner;
+  std::shared_ptr<Embedder> owner;
   RwkvEmbedder* rwkv = nullptr;  // runs the batches (the backbone, for EmbeddingRWKV)
   if (UseEmbeddingRwkv(a.embedding_rwkv, a.model)) {
     if (a.tokenizer != "world") throw UsageError("EmbeddingRWKV uses the World tokenizer");
+    if (!a.method.empty() || !a.prompt_template.empty()) {
+      throw UsageError("--method/--template pool an RWKV backbone; " + a.model +
+                       " gives EmbeddingRWKV head embeddings (add --layers to use its backbone)");
+    }
     auto e = LoadEmbeddingRwkv(a.embedding_rwkv, a.model, a.vocab, options, load);
     rwkv = &e->backbone();
     request.layers = {0};
@@ -118,7 +159,11 @@ int RunEmbed(const EmbedArgs& a) {
     request.layers = ParseLayerSpec(a.layers, e->layer_numbering(), a.hf_index);
     rwkv = e.get();
     owner = std::move(e);
+    if (!a.method.empty() || !a.prompt_template.empty()) {
+      owner = PoolingMethod(a, std::static_pointer_cast<RwkvEmbedder>(owner), &request);
+    }
   }
+
   Embedder* embedder = owner.get();
   if (ProgressWanted(a.progress)) {
     rwkv->options().progress = [t0](int64_t done, int64_t total, int64_t tokens) {
@@ -214,6 +259,18 @@ Command RegisterEmbed(CLI::App& app) {
           ->capture_default_str();
   sub->add_option("--normalize", a->normalize, "none | l2 (applied after pooling)")
       ->capture_default_str();
+  sub->add_option("--method", a->method,
+                  "pooling beyond the mean, BASE[+STEP...]: mean | state-wkv | state-shift | "
+                  "state-all | prompteol | echo | prompt:NAME | attention | fusion-mean | "
+                  "fusion-concat | fusion-learned, steps center | whiten | abtt[D] | pca<K> | "
+                  "fusion-*; e.g. state-wkv+pca64 (README: Pooling beyond the mean)");
+  sub->add_option("--template", a->prompt_template,
+                  "prompt template: a NAME from the installed prompt_templates.json (prompteol, "
+                  "echo) or FILE.json[:NAME] in the same format (= --method prompt:...)");
+  sub->add_option("--fit-pairs", a->fit_pairs,
+                  "labelled pair file (TSV/CSV/JSONL with sentence1, sentence2, label) that a "
+                  "fitted --method is fitted on")
+      ->type_name("FILE");
   sub->add_option("--batch-tokens", a->batch_tokens, "tokens per forward pass")
       ->capture_default_str()
       ->check(IntegerIn(1, kMaxCount));

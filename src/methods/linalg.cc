@@ -10,6 +10,10 @@
 namespace rwkv_embed::methods {
 namespace {
 
+// Directions with less variance than this share of the largest are rounding noise of float input
+// (relative rounding 2^-24 per value: variance noise ~ d * 2^-48 of the total), and are dropped.
+constexpr double kRelativeVarianceFloor = 1e-9;
+
 // Householder reduction of the symmetric matrix held in v (n x n, row-major) to tridiagonal form:
 // diagonal in d, sub-diagonal in e[1..n-1]; v receives the accumulated orthogonal transformation.
 void Tridiagonalize(std::vector<double>& v, int64_t n, std::vector<double>& d,
@@ -256,7 +260,7 @@ void RandomizedComponents(const std::vector<const float*>& rows, int64_t d, int6
     }
   }
   const SymmetricEigen eig = EigenSymmetric(small, l);
-  const double tol = std::max(eig.values[0], 0.0) * 1e-12 * static_cast<double>(l);
+  const double tol = std::max(eig.values[0], 0.0) * kRelativeVarianceFloor;
   for (int64_t i = 0; i < std::min(k, l) && eig.values[i] > tol; ++i) {
     // Xc^T Q = U S W^T with Q^T Xc Xc^T Q = W S^2 W^T: u_i = (Xc^T Q) w_i / s_i.
     pc->variances.push_back(eig.values[i] / static_cast<double>(n));
@@ -320,7 +324,7 @@ PrincipalComponents FitPrincipalComponents(const std::vector<const float*>& rows
     }
   }
   const SymmetricEigen eig = EigenSymmetric(g, m);
-  const double tol = std::max(eig.values[0], 0.0) * 1e-12 * static_cast<double>(m);
+  const double tol = std::max(eig.values[0], 0.0) * kRelativeVarianceFloor;
   for (int64_t i = 0; i < std::min(k, m) && eig.values[i] > tol; ++i) {
     pc.variances.push_back(eig.values[i]);
     const double* w = &eig.vectors[i * m];
