@@ -87,7 +87,7 @@ TEST(CliPoolingTest, UsageErrorsAreClear) {
                 "--poolings", "attention", "--fit-split", "none", "--output",
                 (tmp / "x.json").string()});
   EXPECT_EQ(run.exit_code, 2);
-  EXPECT_NE(run.err.find("has none (--fit-split train)"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("mrpc has none (--fit-split train"), std::string::npos) << run.err;
   run = RunCli({"embed", "--model", model.parent_path().string(), "--method", "mean+abtt",
                 "--output", (tmp / "x.npy").string()},
                "a sentence\n");

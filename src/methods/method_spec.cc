@@ -32,6 +32,11 @@ std::vector<int> LayersOf(const Embedder& inner, const std::vector<int>& wanted)
 }
 
 std::shared_ptr<Embedder> MakeBase(const std::string& base, const MethodContext& c) {
+  if (c.model == nullptr) {
+    throw UsageError("unknown pooling method '" + base +
+                     "' (expected mean, state-wkv, state-shift, state-all, prompteol, echo, "
+                     "prompt:NAME, attention or fusion-mean/concat/learned)");
+  }
   if (base == "mean") return c.model;
   if (base.starts_with("state-")) {
     return std::make_shared<StateEmbedder>(c.model, ParseStatePart(base.substr(6)));
@@ -75,11 +80,30 @@ std::vector<std::string> DefaultPoolingMethods() {
           "fusion-concat",   "fusion-learned", "attention"};
 }
 
+void CheckPoolingSpec(const std::string& spec) {
+  std::vector<std::string> steps = Split(spec, '+');
+  const std::string& base = steps.front();
+  const bool known_base = base == "mean" || base == "prompteol" || base == "echo" ||
+                          base == "attention" || base.starts_with("prompt:") ||
+                          base.starts_with("fusion-") || base.starts_with("state-");
+  if (!known_base) MakeBase(base, {});  // throws the list of bases
+  if (base.starts_with("state-")) ParseStatePart(base.substr(6));
+  if (base.starts_with("fusion-")) ParseFusionKind(base.substr(7));
+  for (size_t i = 1; i < steps.size(); ++i) {
+    if (steps[i].starts_with("fusion-")) {
+      ParseFusionKind(steps[i].substr(7));
+    } else {
+      ParsePostSpec(steps[i]);
+    }
+  }
+}
+
 std::vector<std::string> ParsePoolingList(const std::string& list) {
   if (list == "all") return DefaultPoolingMethods();
   std::vector<std::string> specs;
   for (const std::string& s : Split(list, ',')) {
     if (s.empty()) throw UsageError("empty pooling method in '" + list + "'");
+    CheckPoolingSpec(s);
     specs.push_back(s);
   }
   return specs;

@@ -30,7 +30,9 @@ struct MethodContext {
 // UsageError naming the bad part of the spec.
 std::shared_ptr<Embedder> MakePoolingMethod(const std::string& spec, const MethodContext& context);
 
-// "a,b,c" -> specs; "all" -> DefaultPoolingMethods().
+// Checks a spec's names without a model (UsageError naming the bad part): for option parsing.
+void CheckPoolingSpec(const std::string& spec);
+// "a,b,c" -> specs (each checked); "all" -> DefaultPoolingMethods().
 std::vector<std::string> ParsePoolingList(const std::string& list);
 // The comparison `reproduce --poolings all` runs.
 std::vector<std::string> DefaultPoolingMethods();

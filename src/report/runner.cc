@@ -243,6 +243,17 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
     throw UsageError("--random-control needs --model DIR (its architecture)");
   }
 
+  for (const std::string& spec : o.poolings) {
+    methods::CheckPoolingSpec(spec);
+    if (o.models.empty()) throw UsageError("--poolings " + spec + " needs --model DIR");
+    for (const TaskPlan& plan : o.tasks) {
+      if (methods::IsFittedMethod(spec) && plan.fit_split.empty() && plan.fit_pair_file.empty()) {
+        throw UsageError("pooling method '" + spec + "' is fitted on a fitting split; " +
+                         plan.task + " has none (--fit-split train, or --fit-pairs FILE)");
+      }
+    }
+  }
+
   // Data first (small, resident for every method alike).
   std::vector<TaskData> data;
   RunOutput out;
