@@ -132,7 +132,8 @@ TEST(PostProcessingTest, WhiteningGivesIdentityCovarianceOnTheFittedRows) {
   Matrix x(n, d);
   for (int64_t i = 0; i < n; ++i) {
     const double a = g(rng), b = g(rng), c = g(rng);  // + 3 more sources: full rank
-    const double v[6] = {a, 2 * a + 0.1 * b + 0.05 * g(rng), b - c, 5 * c, a + b + c + 0.01 * g(rng), 7 + g(rng)};
+    const double v[6] = {a,     2 * a + 0.1 * b + 0.05 * g(rng), b - c,
+                         5 * c, a + b + c + 0.01 * g(rng),       7 + g(rng)};
     for (int64_t k = 0; k < d; ++k) x.Row(i)[k] = static_cast<float>(v[k]);
   }
   const FittedTransform t = FitTransform(ParsePostSpec("whiten"), RowPointers(x), d);

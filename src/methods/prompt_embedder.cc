@@ -95,9 +95,9 @@ std::vector<PromptTemplate> LoadPromptTemplates(const std::filesystem::path& fil
 }
 
 std::filesystem::path FindPromptTemplatesFile() {
-  const std::filesystem::path installed = InstalledDataDir() / kPromptTemplatesFile;
+  std::filesystem::path installed = InstalledDataDir() / kPromptTemplatesFile;
   if (std::filesystem::is_regular_file(installed)) return installed;
-  const std::filesystem::path source =
+  std::filesystem::path source =
       std::filesystem::path(RWKV_EMBED_SOURCE_DATA_DIR) / kPromptTemplatesFile;
   if (!std::string_view(RWKV_EMBED_SOURCE_DATA_DIR).empty() &&
       std::filesystem::is_regular_file(source)) {

@@ -83,7 +83,7 @@ std::string TrainResult::Summary() const {
   return buf;
 }
 
-TrainResult TrainAscent(const PairObjective& objective, std::vector<double> theta0,
+TrainResult TrainAscent(const PairObjective& objective, const std::vector<double>& theta0,
                         const PairSplit& split, const TrainOptions& options) {
   TrainResult r;
   const size_t p = theta0.size();

@@ -54,7 +54,7 @@ struct TrainResult {
   double train = 0, holdout = 0;              // at the kept theta
   std::string Summary() const;
 };
-TrainResult TrainAscent(const PairObjective& objective, std::vector<double> theta0,
+TrainResult TrainAscent(const PairObjective& objective, const std::vector<double>& theta0,
                         const PairSplit& split, const TrainOptions& options);
 
 }  // namespace rwkv_embed::methods

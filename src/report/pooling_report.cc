@@ -30,7 +30,7 @@ const eval::Comparison* Find(const TaskResults& t, const std::string& split,
 }
 
 // English function words: attention weight on them vs on content words.
-bool IsFunctionWord(std::string word) {
+bool IsFunctionWord(const std::string& word) {
   static const char* const kWords[] = {
       "the",  "a",    "an",    "of",  "to",   "in",   "on",  "at",   "by",    "for",
       "with", "and",  "or",    "but", "is",   "are",  "was", "were", "be",    "been",
@@ -204,18 +204,21 @@ std::string PoolingComparisonSection(const TaskResults& t) {
     if (m->token_weights.empty()) continue;
     md << "\n**" << m->method << ": token weights** (layer " << m->token_weights.front().layer
        << ", first sentences of " << split << "; weight in parentheses). ";
-    double content = 0, function = 0;
+    // Attention weight on content and function words, beside what uniform weights would give.
+    double content = 0, function = 0, uniform_content = 0, uniform_function = 0;
     for (const auto& tw : m->token_weights) {
       for (size_t i = 0; i < tw.tokens.size(); ++i) {
         if (!IsWordToken(tw.tokens[i])) continue;
-        (IsFunctionWord(tw.tokens[i]) ? function : content) += tw.weights[i];
+        const bool f = IsFunctionWord(tw.tokens[i]);
+        (f ? function : content) += tw.weights[i];
+        (f ? uniform_function : uniform_content) += 1.0 / static_cast<double>(tw.tokens.size());
       }
     }
     const double n = static_cast<double>(m->token_weights.size());
     md << "Per sentence, on average, weight on content-word tokens " << Num(content / n, 3)
-       << ", on function words " << Num(function / n, 3)
-       << " (the rest on punctuation and numbers; uniform weights would follow the token "
-          "counts).\n\n";
+       << " (uniform weights: " << Num(uniform_content / n, 3) << "), on function words "
+       << Num(function / n, 3) << " (uniform: " << Num(uniform_function / n, 3)
+       << "); the rest on punctuation and numbers.\n\n";
     for (const auto& tw : m->token_weights) {
       md << "- ";
       for (size_t i = 0; i < tw.tokens.size(); ++i) {
@@ -226,6 +229,7 @@ std::string PoolingComparisonSection(const TaskResults& t) {
       md << "\n";
     }
   }
+  md << "\n";
   return md.str();
 }
 
