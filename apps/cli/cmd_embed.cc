@@ -215,10 +215,12 @@ int RunEmbed(const EmbedArgs& a) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::string layer_list;
   for (int l : request.layers) layer_list += (layer_list.empty() ? "" : ",") + std::to_string(l);
-  std::fprintf(stderr,
-               "embed: %lld sentences, %lld tokens, layers [%s], %s pooling -> %s (%.2f s)\n",
+  const std::string how = a.method.empty() && a.prompt_template.empty()
+                              ? a.pooling + " pooling"
+                              : "method " + embedder->Name();
+  std::fprintf(stderr, "embed: %lld sentences, %lld tokens, layers [%s], %s -> %s (%.2f s)\n",
                static_cast<long long>(n), static_cast<long long>(tokens), layer_list.c_str(),
-               a.pooling.c_str(), a.output.c_str(), secs);
+               how.c_str(), a.output.c_str(), secs);
   return 0;
 }
 
