@@ -167,15 +167,20 @@ TEST(PoolingReportTest, SectionAnswersWhetherAnyRwkvMethodBeatsGlove) {
                     "RWKV system, rwkv/echo layer 0"),
             std::string::npos)
       << md;
+  // The study's plots leave pooling methods out; the pooling plot keeps GloVe, rwkv and them.
+  EXPECT_EQ(report::WithoutPoolingMethods(t).methods.size(), 2u);
+  ASSERT_TRUE(report::PoolingMethodsOnly(t).has_value());
+  EXPECT_EQ(report::PoolingMethodsOnly(t)->methods.size(), 3u);
   // Without the better method, the answer is no.
   t.methods.pop_back();
   t.methods.push_back(Method("rwkv/center", labels, 1.3, "rwkv"));
   t.comparisons = report::PoolingComparisons(t, ro);
   EXPECT_NE(report::PoolingComparisonSection(t).find("GloVe on mrpc dev?** No:"),
             std::string::npos);
-  // No pooling method: no section.
+  // No pooling method: no section, no pooling plot.
   t.methods.pop_back();
   EXPECT_EQ(report::PoolingComparisonSection(t), "");
+  EXPECT_FALSE(report::PoolingMethodsOnly(t).has_value());
 }
 
 }  // namespace

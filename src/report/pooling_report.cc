@@ -1,5 +1,6 @@
 #include "report/pooling_report.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -126,6 +127,26 @@ void AddPoolingMethodJson(const eval::MethodResult& method, nlohmann::json* entr
     tw.push_back({{"layer", w.layer}, {"tokens", w.tokens}, {"weights", w.weights}});
   }
   (*entry)["token_weights"] = tw;
+}
+
+TaskResults WithoutPoolingMethods(const TaskResults& task) {
+  TaskResults t = task;
+  std::erase_if(t.methods, [](const eval::MethodResult& m) { return !m.pooling_of.empty(); });
+  return t;
+}
+
+std::optional<TaskResults> PoolingMethodsOnly(const TaskResults& task) {
+  TaskResults t = task;
+  t.comparisons.clear();
+  std::vector<std::string> keep = {"glove"};
+  for (const eval::MethodResult& m : task.methods) {
+    if (!m.pooling_of.empty()) keep.push_back(m.pooling_of);
+  }
+  if (keep.size() == 1) return std::nullopt;
+  std::erase_if(t.methods, [&](const eval::MethodResult& m) {
+    return m.pooling_of.empty() && std::find(keep.begin(), keep.end(), m.method) == keep.end();
+  });
+  return t;
 }
 
 std::string PoolingComparisonSection(const TaskResults& t) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,11 @@ std::vector<eval::Comparison> PoolingComparisons(const TaskResults& task,
 
 // "pooling_of", "fitted_on" and "token_weights" of a pooling method's JSON entry.
 void AddPoolingMethodJson(const eval::MethodResult& method, nlohmann::json* entry);
+
+// The task without its pooling methods (the study's plots), and only GloVe, the models the
+// pooling methods pool and those methods (the pooling plot; nothing when there is none).
+TaskResults WithoutPoolingMethods(const TaskResults& task);
+std::optional<TaskResults> PoolingMethodsOnly(const TaskResults& task);
 
 // The report section ("" when the task has no pooling method).
 std::string PoolingComparisonSection(const TaskResults& task);

@@ -502,10 +502,14 @@ std::vector<std::filesystem::path> WriteOutputs(const RunOutput& output,
   for (const TaskResults& t : output.tasks) {
     std::vector<std::string> splits;
     for (const PairDataset& d : t.samples) splits.push_back(d.split);
-    std::vector<PlotFiles> plots = {PlotLayerSweep(t, splits, plot_dir, t.task + "-layers")};
+    const TaskResults study = WithoutPoolingMethods(t);
+    std::vector<PlotFiles> plots = {PlotLayerSweep(study, splits, plot_dir, t.task + "-layers")};
     const std::string cost_split =
         std::find(splits.begin(), splits.end(), "dev") != splits.end() ? "dev" : splits.front();
-    plots.push_back(PlotCosts(t, cost_split, plot_dir, t.task + "-costs"));
+    plots.push_back(PlotCosts(study, cost_split, plot_dir, t.task + "-costs"));
+    if (const std::optional<TaskResults> pooling = PoolingMethodsOnly(t)) {
+      plots.push_back(PlotLayerSweep(*pooling, {cost_split}, plot_dir, t.task + "-poolings"));
+    }
     for (const PlotFiles& f : plots) {
       written.push_back(f.data);
       written.push_back(f.script);
