@@ -172,8 +172,8 @@ int64_t LayerFusionEmbedder::Dim() const {
 }
 
 std::vector<LayerInfo> LayerFusionEmbedder::DescribeLayers() const {
-  std::string label = "fusion-" + std::string(FusionKindName(kind_)) + " of ";
-  label += std::to_string(layers_.front()) + ".." + std::to_string(layers_.back());
+  std::string label = "fusion-" + std::string(FusionKindName(kind_)) + " of layers ";
+  for (size_t i = 0; i < layers_.size(); ++i) label += (i ? "," : "") + std::to_string(layers_[i]);
   return {{0, label, std::nullopt, "a fusion of several layers"}};
 }
 
