@@ -14,6 +14,7 @@
 #include "embed_args.h"
 #include "io/atomic_file.h"
 #include "io/npy.h"
+#include "methods/method_spec.h"
 #include "model/layer_spec.h"
 #include "model/rwkv_embedder.h"
 
@@ -139,12 +140,48 @@ int RunEmbed(const EmbedArgs& a) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::string layer_list;
   for (int l : request.layers) layer_list += (layer_list.empty() ? "" : ",") + std::to_string(l);
-  std::fprintf(stderr,
-               "embed: %lld sentences, %lld tokens, layers [%s], %s pooling%s%s -> %s (%.2f s)\n",
+  const std::string how = a.method.empty() && a.prompt_template.empty()
+                              ? a.pooling + " pooling"
+                              : "method " + embedder->Name();
+  std::fprintf(stderr, "embed: %lld sentences, %lld tokens, layers [%s], %s%s%s -> %s (%.2f s)\n",
                static_cast<long long>(n), static_cast<long long>(tokens), layer_list.c_str(),
-               a.pooling.c_str(), ablations.empty() ? "" : ", ABLATED ",
-               AblationsName(ablations).c_str(), a.output.c_str(), secs);
+               how.c_str(), ablations.empty() ? "" : ", ABLATED ", AblationsName(ablations).c_str(),
+               a.output.c_str(), secs);
   return 0;
+}
+
+// The pooling method of --method / --template around `model`, fitted on --fit-pairs when it
+// fits anything; request.layers becomes the method's layers among those asked (all of its
+// layers when none is: a state method's layers are blocks).
+std::shared_ptr<Embedder> PoolingMethod(const EmbedArgs& a, std::shared_ptr<RwkvEmbedder> model,
+                                        EmbedRequest* request) {
+  if (!a.method.empty() && !a.prompt_template.empty()) {
+    throw UsageError(
+        "give --method SPEC or --template NAME|FILE (= --method prompt:NAME), not both");
+  }
+  const std::string spec = a.method.empty() ? "prompt:" + a.prompt_template : a.method;
+  methods::MethodContext c;
+  c.model = std::move(model);
+  c.layers = request->layers;
+  std::shared_ptr<Embedder> m = methods::MakePoolingMethod(spec, c);
+  const std::vector<int> has = m->Layers();
+  std::vector<int> layers;
+  for (int l : request->layers) {
+    if (std::find(has.begin(), has.end(), l) != has.end()) layers.push_back(l);
+  }
+  request->layers = layers.empty() ? has : layers;
+  if (methods::IsFittedMethod(spec)) {
+    if (a.fit_pairs.empty()) {
+      throw UsageError("--method " + spec +
+                       " is fitted on labelled pairs: give --fit-pairs FILE (e.g. a train split)");
+    }
+    const std::string fitted =
+        methods::FitIfNeeded(*m, methods::FitDataOf(ReadPairFile(a.fit_pairs, {})), *request);
+    std::fprintf(stderr, "embed: %s fitted: %s\n", spec.c_str(), fitted.c_str());
+  } else if (!a.fit_pairs.empty()) {
+    throw UsageError("--fit-pairs: --method " + spec + " fits nothing");
+  }
+  return m;
 }
 
 }  // namespace
@@ -172,6 +209,10 @@ EmbedSetup LoadEmbedSetup(const EmbedArgs& a) {
   // for the backbone's hidden states.
   if (UseEmbeddingRwkv(a.embedding_rwkv, a.model)) {
     if (a.tokenizer != "world") throw UsageError("EmbeddingRWKV uses the World tokenizer");
+    if (!a.method.empty() || !a.prompt_template.empty()) {
+      throw UsageError("--method/--template pool an RWKV backbone; " + a.model +
+                       " gives EmbeddingRWKV head embeddings (add --layers to use its backbone)");
+    }
     auto e = LoadEmbeddingRwkv(a.embedding_rwkv, a.model, a.vocab, options, load);
     s.rwkv = &e->backbone();
     s.request.layers = {0};
@@ -184,7 +225,11 @@ EmbedSetup LoadEmbedSetup(const EmbedArgs& a) {
     s.rwkv = e.get();
     s.owner = std::move(e);
   }
+  // Ablations first: a fitted pooling method fits on the model it will embed with.
   ApplyAblations(ParseAblations(a.ablate), *s.rwkv);
+  if (!a.method.empty() || !a.prompt_template.empty()) {
+    s.owner = PoolingMethod(a, std::static_pointer_cast<RwkvEmbedder>(s.owner), &s.request);
+  }
   return s;
 }
 
@@ -225,6 +270,18 @@ Command RegisterEmbed(CLI::App& app) {
           ->capture_default_str();
   sub->add_option("--normalize", a->normalize, "none | l2 (applied after pooling)")
       ->capture_default_str();
+  sub->add_option("--method", a->method,
+                  "pooling beyond the mean, BASE[+STEP...]: mean | state-wkv | state-shift | "
+                  "state-all | prompteol | echo | prompt:NAME | attention | fusion-mean | "
+                  "fusion-concat | fusion-learned, steps center | whiten | abtt[D] | pca<K> | "
+                  "fusion-*; e.g. state-wkv+pca64 (README: Pooling beyond the mean)");
+  sub->add_option("--template", a->prompt_template,
+                  "prompt template: a NAME from the installed prompt_templates.json (prompteol, "
+                  "echo) or FILE.json[:NAME] in the same format (= --method prompt:...)");
+  sub->add_option("--fit-pairs", a->fit_pairs,
+                  "labelled pair file (TSV/CSV/JSONL with sentence1, sentence2, label) that a "
+                  "fitted --method is fitted on")
+      ->type_name("FILE");
   sub->add_option("--batch-tokens", a->batch_tokens, "tokens per forward pass")
       ->capture_default_str()
       ->check(IntegerIn(1, kMaxCount));

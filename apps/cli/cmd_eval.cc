@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "eval_options.h"
 #include "io/atomic_file.h"
+#include "methods/method_spec.h"
 #include "report/report.h"
 #include "report/runner.h"
 
@@ -78,6 +79,16 @@ void AddEvalOptions(CLI::App* sub, EvalCliArgs* a) {
       ->check(CLI::Range(-1.0, 1.0));
   sub->add_flag("--no-comparisons", a->no_comparisons, "skip the paired tests");
   AddAblateOption(sub, &a->ablate);
+  sub->add_option("--poolings", a->poolings,
+                  "pooling methods beyond the mean, each scored as method <model>/<spec> beside "
+                  "mean pooling: all | comma list of BASE[+STEP...] (state-wkv+pca64, "
+                  "state-shift, prompteol, echo, prompt:NAME, mean+center, mean+whiten, "
+                  "mean+abtt, fusion-mean, fusion-concat, fusion-learned, attention; README: "
+                  "Pooling beyond the mean); fitted ones fit on --fit-split only");
+  sub->add_option("--templates", a->templates,
+                  "prompt templates file (JSON, as the installed prompt_templates.json) searched "
+                  "before the installed one for prompt:NAME")
+      ->type_name("FILE");
   AddThreadsOption(sub, &a->threads);
   AddGemmPathOption(sub, &a->gemm_path);
 }
@@ -121,6 +132,8 @@ report::RunOptions ToRunOptions(const EvalCliArgs& a) {
   }
   o.undefined_cosine = a.undefined_cosine;
   o.comparisons = !a.no_comparisons;
+  if (!a.poolings.empty()) o.poolings = methods::ParsePoolingList(a.poolings);
+  o.templates = a.templates;
   if (a.fit_split != "train" && a.fit_split != "none") {
     throw UsageError("--fit-split must be train or none, got '" + a.fit_split + "'");
   }

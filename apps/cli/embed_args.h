@@ -16,6 +16,8 @@ namespace rwkv_embed::cli {
 struct EmbedArgs {
   std::string model, vocab, input = "-", output, layers = "final", pooling = "mean",
                             normalize = "none", precision = "f32", tokenizer = "world", gemm_path;
+  // Pooling beyond the mean (methods/method_spec.h); fitted methods fit on --fit-pairs.
+  std::string method, prompt_template, fit_pairs;
   bool hf_index = false, progress = false, check_weights = false;
   int threads = 0;
   int64_t batch_tokens = 2048;
@@ -28,8 +30,8 @@ struct EmbedArgs {
 
 // The loaded model and the request the options describe.
 struct EmbedSetup {
-  std::unique_ptr<Embedder> owner;
-  RwkvEmbedder* rwkv = nullptr;  // runs the batches (the backbone, for EmbeddingRWKV)
+  std::shared_ptr<Embedder> owner;  // the RWKV model, or a pooling method around it
+  RwkvEmbedder* rwkv = nullptr;     // runs the batches (the backbone, for EmbeddingRWKV)
   EmbedRequest request;
 };
 // Checks the model options (UsageError), loads the model and applies the --ablate specs.

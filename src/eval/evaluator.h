@@ -99,6 +99,16 @@ struct MethodResult {
   std::vector<LayerInfo> layer_info;
   // The model a control (random weights of the same shape) stands beside; "" for others.
   std::string control_of;
+  // A pooling method beyond the mean (methods/method_spec.h): the model method it pools ("rwkv"),
+  // what it was fitted on ("" = nothing fitted), and, for attention pooling, token weights of a
+  // few scored sentences at its best layer (the report shows them).
+  std::string pooling_of, fitted_on;
+  struct TokenWeights {
+    int layer = 0;
+    std::vector<std::string> tokens;
+    std::vector<double> weights;
+  };
+  std::vector<TokenWeights> token_weights;
   double load_seconds = 0;  // set by the caller that loaded the embedder
   int64_t peak_rss_kib = -1;
   bool peak_rss_isolated = false;  // VmHWM was reset before this method (ResetPeakRss)

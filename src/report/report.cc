@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "report/pooling_report.h"
 
 namespace rwkv_embed::report {
 namespace {
@@ -82,7 +83,7 @@ std::string SystemName(const TaskResults& t, const std::string& method, int laye
 std::vector<const eval::MethodResult*> Models(const TaskResults& t) {
   std::vector<const eval::MethodResult*> out;
   for (const eval::MethodResult& m : t.methods) {
-    if (m.layered() && m.control_of.empty()) out.push_back(&m);
+    if (m.layered() && m.control_of.empty() && m.pooling_of.empty()) out.push_back(&m);
   }
   return out;
 }
@@ -244,6 +245,7 @@ json TaskJson(const TaskResults& task, const RunInfo& run) {
                        {"description", m.description},
                        {"layers", layers},
                        {"control_of", m.control_of.empty() ? json(nullptr) : json(m.control_of)}});
+    if (!m.pooling_of.empty()) AddPoolingMethodJson(m, &methods.back());
     json cost;
     cost["method"] = m.method;
     cost["load_seconds"] = m.load_seconds;
@@ -578,6 +580,7 @@ std::string MarkdownReport(const std::vector<TaskResults>& tasks, const RunInfo&
     }
     md << "\n";
   }
+  for (const TaskResults& t : tasks) md << PoolingComparisonSection(t);
   if (!plots.empty()) {
     md << "## Plots\n\n";
     for (const std::string& p : plots) md << "![" << p << "](" << p << ")\n\n";

@@ -15,6 +15,8 @@
 #include "baselines/word_vectors.h"
 #include "core/error.h"
 #include "eval/resources.h"
+#include "methods/attention_pooling.h"
+#include "methods/method_spec.h"
 #include "model/layer_spec.h"
 #include "model/random_init.h"
 #include "model/random_init_rwkv7.h"
@@ -22,6 +24,7 @@
 #include "model/rwkv7.h"
 #include "model/rwkv_embedder.h"
 #include "report/plots.h"
+#include "report/pooling_report.h"
 
 namespace rwkv_embed::report {
 namespace {
@@ -129,6 +132,69 @@ std::function<void(const std::filesystem::path&)> RandomControlWriter(const Sequ
                    std::string(model.Architecture()));
 }
 
+// Attention weights of the first few sentences of the first scored split, at the best layer.
+void AddTokenWeights(methods::AttentionPoolEmbedder& attention, const PairDataset& split,
+                     eval::MethodResult* r) {
+  const eval::LayerResult* best = BestLayer(*r, split.split);
+  if (best == nullptr) return;
+  for (size_t i = 0; i < std::min<size_t>(3, split.pairs.size()); ++i) {
+    eval::MethodResult::TokenWeights tw;
+    tw.layer = best->layer;
+    for (const methods::TokenWeight& w :
+         attention.TokenWeights(split.pairs[i].sentence1, best->layer)) {
+      tw.tokens.push_back(w.token);
+      tw.weights.push_back(w.weight);
+    }
+    r->token_weights.push_back(std::move(tw));
+  }
+}
+
+// Each pooling method of o.poolings on `model` (method `base`), task by task: built, fitted on
+// the task's fit split (its time is the method's load_seconds), then scored like any method.
+void RunPoolingMethods(const std::shared_ptr<RwkvEmbedder>& model, const std::string& base,
+                       const std::vector<int>& layers, const RunOptions& o,
+                       const std::vector<TaskData>& data, std::vector<TaskResults>* tasks) {
+  methods::MethodContext c;
+  c.model = model;
+  c.layers = layers;
+  c.templates = o.templates;
+  c.train.seed = o.seed;
+  for (const std::string& spec : o.poolings) {
+    for (size_t t = 0; t < data.size(); ++t) {
+      const bool isolated = eval::ResetPeakRss();
+      const auto t0 = Clock::now();
+      const std::shared_ptr<Embedder> e = methods::MakePoolingMethod(spec, c);
+      std::vector<int> method_layers;
+      const std::vector<int> has = e->Layers();
+      for (int l : layers) {
+        if (std::find(has.begin(), has.end(), l) != has.end()) method_layers.push_back(l);
+      }
+      const EmbedRequest request{method_layers, o.pooling, o.normalization};
+      std::string fitted;
+      if (methods::IsFittedMethod(spec)) {
+        if (!data[t].fit) {
+          throw UsageError("pooling method '" + spec + "' is fitted on a fitting split; " +
+                           (*tasks)[t].task + " has none (--fit-split train)");
+        }
+        Log(o, base + "/" + spec + ": fitting on " + data[t].fit->task + " " + data[t].fit->split);
+        fitted = methods::FitIfNeeded(*e, methods::FitDataOf(*data[t].fit), request);
+      }
+      std::vector<TaskData> one = {data[t]};
+      std::vector<TaskResults> res(1);
+      res[0].task = (*tasks)[t].task;
+      RunMethod(*e, base + "/" + spec, Since(t0), isolated, method_layers, o, one, &res);
+      eval::MethodResult& r = res[0].methods[0];
+      r.pooling_of = base;
+      r.fitted_on = fitted;
+      if (!fitted.empty()) r.description += "; fitted: " + fitted;
+      if (auto* attention = dynamic_cast<methods::AttentionPoolEmbedder*>(e.get())) {
+        AddTokenWeights(*attention, data[t].splits.front(), &r);
+      }
+      (*tasks)[t].methods.push_back(std::move(r));
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<uint64_t> ParseSeedList(const std::string& spec) {
@@ -178,6 +244,17 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
   }
   if (o.random_control && o.models.empty()) {
     throw UsageError("--random-control needs --model DIR (its architecture)");
+  }
+
+  for (const std::string& spec : o.poolings) {
+    methods::CheckPoolingSpec(spec);
+    if (o.models.empty()) throw UsageError("--poolings " + spec + " needs --model DIR");
+    for (const TaskPlan& plan : o.tasks) {
+      if (methods::IsFittedMethod(spec) && plan.fit_split.empty() && plan.fit_pair_file.empty()) {
+        throw UsageError("pooling method '" + spec + "' is fitted on a fitting split; " +
+                         plan.task + " has none (--fit-split train, or --fit-pairs FILE)");
+      }
+    }
   }
 
   // Data first (small, resident for every method alike).
@@ -285,7 +362,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
     {
       const bool isolated = eval::ResetPeakRss();
       const auto t0 = Clock::now();
-      auto model = RwkvEmbedder::Load(path, o.vocab, ro, {}, o.tokenizer);
+      std::shared_ptr<RwkvEmbedder> model = RwkvEmbedder::Load(path, o.vocab, ro, {}, o.tokenizer);
       ApplyAblations(o.ablations, *model);
       const double load = Since(t0);
       const SequenceModel& m = model->model();
@@ -299,9 +376,14 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
       Log(o, method + ": loaded " + note + " in " + std::to_string(load) + " s");
       if (o.random_control) write_control = RandomControlWriter(m, o.seed);
       RunMethod(*model, method, load, isolated, layers, o, data, &out.tasks);
-      if (!o.ablations.empty()) {
+      if (!o.poolings.empty()) RunPoolingMethods(model, method, layers, o, data, &out.tasks);
+      if (!o.ablations.empty()) {  // the model's method and its pooling methods ("rwkv/<spec>")
         for (TaskResults& t : out.tasks) {
-          t.methods.back().description += "; ABLATED: " + AblationsName(o.ablations);
+          for (eval::MethodResult& r : t.methods) {
+            if (r.method == method || r.method.starts_with(method + "/")) {
+              r.description += "; ABLATED: " + AblationsName(o.ablations);
+            }
+          }
         }
       }
     }  // the model is released here, before the control is loaded
@@ -350,7 +432,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
         if (const eval::MethodResult* m = t.FindMethod(b)) bases.push_back(m);
       }
       for (const eval::MethodResult& m : t.methods) {
-        if (m.layered() && m.control_of.empty()) models.push_back(&m);
+        if (m.layered() && m.control_of.empty() && m.pooling_of.empty()) models.push_back(&m);
       }
       for (const eval::MethodResult* model : models) {
         const eval::MethodResult* control = nullptr;
@@ -360,6 +442,8 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
         std::vector<eval::Comparison> c = eval::StandardComparisons(*model, bases, control, ro);
         t.comparisons.insert(t.comparisons.end(), c.begin(), c.end());
       }
+      const std::vector<eval::Comparison> pc = PoolingComparisons(t, ro);
+      t.comparisons.insert(t.comparisons.end(), pc.begin(), pc.end());
       if (models.empty() && bases.size() == 2) {
         for (const eval::SplitResult& s : bases[1]->splits) {
           t.comparisons.push_back(
@@ -394,6 +478,15 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
   std::vector<std::string> ablations;
   for (const AblationSpec& a : o.ablations) ablations.push_back(a.Name());
   st["ablations"] = ablations;
+  if (!o.poolings.empty()) {
+    st["poolings"] = o.poolings;
+    st["pooling_training"] =
+        "trained poolings (fusion-learned, attention): maximise Pearson(cosine, label) on the fit "
+        "split's pairs, Adam lr 0.05, at most 300 steps, 20% of the fit pairs held out (seed = "
+        "seed) for early stopping (patience 30); fitted post-processing per layer on the fit "
+        "split's sentences; nothing is fitted on a scored split";
+    if (!o.templates.empty()) st["templates"] = o.templates.string();
+  }
   st["files"] = files;
   if (model_notes.empty()) run.notes.push_back("Model used: none");
   for (const std::string& note : model_notes) run.notes.push_back("Model used: " + note);
@@ -435,10 +528,14 @@ std::vector<std::filesystem::path> WriteOutputs(const RunOutput& output,
   for (const TaskResults& t : output.tasks) {
     std::vector<std::string> splits;
     for (const PairDataset& d : t.samples) splits.push_back(d.split);
-    std::vector<PlotFiles> plots = {PlotLayerSweep(t, splits, plot_dir, t.task + "-layers")};
+    const TaskResults study = WithoutPoolingMethods(t);
+    std::vector<PlotFiles> plots = {PlotLayerSweep(study, splits, plot_dir, t.task + "-layers")};
     const std::string cost_split =
         std::find(splits.begin(), splits.end(), "dev") != splits.end() ? "dev" : splits.front();
-    plots.push_back(PlotCosts(t, cost_split, plot_dir, t.task + "-costs"));
+    plots.push_back(PlotCosts(study, cost_split, plot_dir, t.task + "-costs"));
+    if (const std::optional<TaskResults> pooling = PoolingMethodsOnly(t)) {
+      plots.push_back(PlotLayerSweep(*pooling, {cost_split}, plot_dir, t.task + "-poolings"));
+    }
     for (const PlotFiles& f : plots) {
       written.push_back(f.data);
       written.push_back(f.script);

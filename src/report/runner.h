@@ -67,6 +67,12 @@ struct RunOptions {
   int64_t subset_size = 1000;
   double undefined_cosine = 0.0;
   bool comparisons = true;
+  // Pooling methods beyond the mean (methods/method_spec.h specs, e.g. "state-wkv+pca64",
+  // "echo", "mean+abtt", "fusion-learned", "attention"), each run on every model after its plain
+  // run as method "<model method>/<spec>", fitted on each task's fit split where it fits
+  // anything; `templates`: a user prompt-templates file.
+  std::vector<std::string> poolings;
+  std::filesystem::path templates;
   std::filesystem::path scratch_dir;  // the random-control model is written here, then removed
   std::function<void(const std::string&)> log;  // progress lines (may be empty)
 };
