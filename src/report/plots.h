@@ -26,6 +26,14 @@ bool GnuplotAvailable();
 // script's default <stem>.svg.
 std::string RunGnuplot(const std::filesystem::path& script, const std::string& output = "");
 
+// For plots defined elsewhere (e.g. report/layer_analysis.cc): writes <stem>.dat and <stem>.gp
+// into out_dir and draws <stem>.svg as the plots here are drawn. The script must set its output
+// with PlotOutputLines(stem); GnuplotQuote makes a gnuplot string literal.
+PlotFiles DrawPlot(const std::filesystem::path& out_dir, const std::string& stem,
+                   const std::string& data, const std::string& script);
+std::string PlotOutputLines(const std::string& stem);
+std::string GnuplotQuote(const std::string& s);
+
 // Spearman with its 95% CI against layer (our numbering on x, HF index in the tick labels) for
 // each split of the layered methods (RWKV, random control), and each single-layer baseline
 // (GloVe, SIF) as a horizontal line per split. Writes <stem>.{dat,gp,svg} into out_dir.
