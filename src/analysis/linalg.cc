@@ -16,6 +16,9 @@ void dsyrk_(const char* uplo, const char* trans, const int* n, const int* k, con
 void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
              double* work, const int* lwork, int* iwork, const int* liwork, int* info,
              size_t jobz_len, size_t uplo_len);
+// OpenBLAS's thread-count controls; weak, so any other BLAS links too (they are then null).
+void openblas_set_num_threads(int n) __attribute__((weak));
+int openblas_get_num_threads() __attribute__((weak));
 }
 
 namespace rwkv_embed::analysis {
@@ -76,6 +79,17 @@ std::vector<double> SingularValues(const double* x, int64_t n, int64_t c) {
   std::vector<double> s = SymmetricEigenvalues(std::move(g), m);
   for (double& v : s) v = v > 0.0 ? std::sqrt(v) : 0.0;
   return s;
+}
+
+SingleThreadedBlas::SingleThreadedBlas() {
+  if (openblas_set_num_threads != nullptr && openblas_get_num_threads != nullptr) {
+    saved_ = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+  }
+}
+
+SingleThreadedBlas::~SingleThreadedBlas() {
+  if (saved_ > 0) openblas_set_num_threads(saved_);
 }
 
 }  // namespace rwkv_embed::analysis

@@ -23,4 +23,18 @@ std::vector<double> SmallerGram(const double* x, int64_t n, int64_t c, int64_t* 
 // the smaller Gram matrix, with eigenvalues that rounding made negative read as 0.
 std::vector<double> SingularValues(const double* x, int64_t n, int64_t c);
 
+// While alive, BLAS/LAPACK calls run on the calling thread only (OpenBLAS's own thread pool is
+// set to 1 and restored after; a no-op with other BLAS libraries). For many small problems solved
+// in parallel by the caller: OpenBLAS's threads cost ~4x on a 25 x 25 eigenproblem.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas();
+  ~SingleThreadedBlas();
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
 }  // namespace rwkv_embed::analysis

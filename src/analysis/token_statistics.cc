@@ -4,6 +4,7 @@
 #include <exception>
 #include <string>
 
+#include "analysis/linalg.h"
 #include "analysis/statistics.h"
 #include "core/error.h"
 
@@ -53,6 +54,7 @@ void TokenStatistics::Add(int64_t text, int layer, int64_t first, const float* r
 
 void TokenStatistics::Flush() {
   const int64_t n = static_cast<int64_t>(queue_.size());
+  const SingleThreadedBlas one_thread;  // the texts are the parallel dimension
 #pragma omp parallel for schedule(dynamic)
   for (int64_t i = 0; i < n; ++i) {
     Job& j = queue_[i];
