@@ -8,6 +8,7 @@
 
 #include "analysis/linalg.h"
 #include "analysis/statistics.h"
+#include "analysis/token_statistics.h"
 #include "core/error.h"
 
 namespace rwkv_embed::analysis {
@@ -264,6 +265,78 @@ TEST(DecayFitTest, PowerLawSpectrumGivesItsExponent) {
   EXPECT_EQ(g.points, n);
   EXPECT_NEAR(g.exponent, 1.3, 1e-4);  // float rounding of W
   EXPECT_EQ(FitPowerLawDecay(std::vector<double>{1.0, 0.0}).points, 1);
+}
+
+}  // namespace
+}  // namespace rwkv_embed::analysis
+
+namespace rwkv_embed::analysis {
+namespace {
+
+// Texts delivered in pieces, layers interleaved and texts interleaved (as a batched forward pass
+// with carried states delivers them), with a queue small enough to flush several times: the
+// per-layer means equal those of the whole texts analysed directly.
+TEST(TokenStatisticsTest, PiecewiseDeliveryEqualsWholeTexts) {
+  const int64_t C = 6;
+  const std::vector<int64_t> lengths = {5, 1, 9, 0, 3, 2, 12};
+  const std::vector<int> layers = {4, 0};
+  std::vector<Rows> texts;
+  for (size_t i = 0; i < lengths.size(); ++i) texts.push_back(Gaussian(lengths[i], C, 100 + i));
+  TokenStatisticsOptions o;
+  o.alpha = 1.5;
+  o.queue_floats = 40;
+  o.max_text_tokens = 10;  // text 6 (12 tokens) is left out
+  TokenStatistics stats(layers, lengths, C, o);
+  EXPECT_EQ(stats.texts_over_cap(), 1);
+  // Pieces of at most 4 tokens; all texts advance together, layer 4 before layer 0 each round.
+  for (int64_t first = 0; first < 12; first += 4) {
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      const int64_t T = std::min<int64_t>(4, lengths[i] - first);
+      if (T <= 0) continue;
+      for (int layer : layers) {
+        // Layer 0 is the text's rows scaled by 2 (entropy and angles are scale-free; rows differ).
+        std::vector<float> piece(texts[i].v.begin() + first * C,
+                                 texts[i].v.begin() + (first + T) * C);
+        if (layer == 0) {
+          for (float& f : piece) f *= 2.0f;
+        }
+        stats.Add(static_cast<int64_t>(i), layer, first, piece.data(), T);
+      }
+    }
+  }
+  stats.Finish();
+  double entropy = 0, curvature = 0;
+  int64_t e_texts = 0, c_texts = 0;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    if (lengths[i] > 10) continue;
+    if (lengths[i] >= 2) {
+      entropy += MatrixEntropy(texts[i].set(), 1.5);
+      ++e_texts;
+    }
+    const AngleSum a = TrajectoryAngles(texts[i].set());
+    if (a.count > 0) {
+      curvature += a.sum / a.count;
+      ++c_texts;
+    }
+  }
+  ASSERT_EQ(e_texts, 4);  // lengths 5, 9, 3, 2
+  ASSERT_EQ(c_texts, 3);  // lengths 5, 9, 3
+  for (const TokenLayerStatistics& r : stats.results()) {
+    EXPECT_EQ(r.prompt_entropy_texts, e_texts);
+    EXPECT_EQ(r.curvature_texts, c_texts);
+    EXPECT_NEAR(r.prompt_entropy, entropy / e_texts, 1e-9);
+    EXPECT_NEAR(r.curvature, curvature / c_texts, 1e-6);
+  }
+}
+
+TEST(TokenStatisticsTest, RejectsPiecesOutOfOrderUnknownLayersAndIncompleteTexts) {
+  const std::vector<float> rows(4 * 3, 1.0f);
+  TokenStatistics stats({1}, {4}, 3);
+  EXPECT_THROW(stats.Add(0, 2, 0, rows.data(), 2), UsageError);  // layer not requested
+  EXPECT_THROW(stats.Add(1, 1, 0, rows.data(), 2), UsageError);  // no text 1
+  EXPECT_THROW(stats.Add(0, 1, 2, rows.data(), 2), UsageError);  // starts at 2, nothing before
+  stats.Add(0, 1, 0, rows.data(), 2);
+  EXPECT_THROW(stats.Finish(), UsageError);  // tokens 2..3 never came
 }
 
 }  // namespace

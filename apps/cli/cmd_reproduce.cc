@@ -5,7 +5,9 @@
 // Several --model values (e.g. an RWKV-6 and an RWKV-7) go side by side into OUT/<a>+<b>/.
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <utility>
 
 #include "commands.h"
@@ -13,6 +15,7 @@
 #include "core/error.h"
 #include "eval_options.h"
 #include "io/atomic_file.h"
+#include "report/layer_analysis.h"
 #include "report/runner.h"
 
 namespace rwkv_embed::cli {
@@ -23,7 +26,15 @@ struct ReproduceArgs {
   std::string out, tasks = "mrpc,stsb";
   int64_t train_subset = 1000;
   bool no_sif = false, no_random_control = false;
+  bool beyond = false;  // + the layer analysis (issue 9)
 };
+
+// Appends a "Beyond the study" section to the report written by WriteOutputs.
+void AppendReportSection(const std::filesystem::path& report, const std::string& section) {
+  std::ifstream in(report, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  report::WriteText(text + "\n" + section, report);
+}
 
 int RunReproduce(const ReproduceArgs& a) {
   if (a.common.models.empty() || a.common.glove.empty() || a.common.data_dir.empty()) {
@@ -67,7 +78,11 @@ int RunReproduce(const ReproduceArgs& a) {
   CreatedFolders created(out_dir);
   const report::RunOutput out = report::RunEvaluation(o, info);
   std::vector<std::string> messages;
-  const auto files = report::WriteOutputs(out, out_dir, &messages);
+  auto files = report::WriteOutputs(out, out_dir, &messages);
+  if (a.beyond) {
+    AppendReportSection(out_dir / "report.md",
+                        report::BeyondLayerAnalysis(o, info, out_dir, &files, &messages));
+  }
   created.Keep();
   for (const std::string& n : out.run.notes) std::printf("note: %s\n", n.c_str());
   for (const report::TaskResults& t : out.tasks) {
@@ -106,6 +121,10 @@ Command RegisterReproduce(CLI::App& app) {
   sub->add_flag("--no-sif", a->no_sif, "leave out the SIF baseline");
   sub->add_flag("--no-random-control", a->no_random_control,
                 "leave out the random-weights control");
+  sub->add_flag(
+      "--beyond", a->beyond,
+      "also answer the study's open questions: layer analysis (entropy, curvature, "
+      "anisotropy, effective rank, weight spectra; as `analyze`) on each task's dev split");
   AddEvalOptions(sub, &a->common);
   return {sub, [a] { return RunReproduce(*a); }};
 }

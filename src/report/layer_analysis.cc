@@ -225,6 +225,8 @@ json LayerAnalysisJson(const LayerAnalysis& a, const RunInfo& run) {
        "values above 1e-10 sigma_1, i.e. sigma_i ~ i^-p"}};
   json layers = json::array();
   for (const LayerAnalysisRow& r : a.layers) {
+    json reasons = json::object();
+    if (!r.info.hf_index) reasons["hf_layer"] = r.info.no_hf_reason;
     layers.push_back(
         {{"layer", r.info.layer},
          {"hf_layer", r.info.hf_index ? json(*r.info.hf_index) : json(nullptr)},
@@ -237,7 +239,8 @@ json LayerAnalysisJson(const LayerAnalysis& a, const RunInfo& run) {
          {"curvature_texts", r.tokens.curvature_texts},
          {"anisotropy", OptionalNumber(r.anisotropy)},
          {"anisotropy_centered", OptionalNumber(r.anisotropy_centered)},
-         {"effective_rank", Number(r.effective_rank)}});
+         {"effective_rank", Number(r.effective_rank)},
+         {"null_reasons", reasons}});
   }
   j["layers"] = layers;
   json weights = json::array();
@@ -419,7 +422,7 @@ std::vector<PlotFiles> PlotLayerAnalysis(const std::vector<LayerAnalysis>& analy
           "'white'\n"
        << PlotOutputLines(stem) << "set grid\nset key bottom left font ',10' opaque box\n"
        << "set xrange [-0.5:" << max_layer + 0.5 << "]\nset xtics 1\n"
-       << "set xlabel 'layer (ours: 0 = after the input norm, k = block k, L+1 = after ln_out)'\n"
+       << "set xlabel 'layer (ours: 0 = input norm, k = block k, L+1 = ln_out)'\n"
        << "set multiplot layout 1,2 title " << GnuplotQuote(title) << "\n";
     for (const auto* panel : {&left, &right}) {
       gp << "set ylabel " << GnuplotQuote(panel == &left ? left_label : right_label) << "\nplot ";
@@ -544,6 +547,61 @@ std::vector<std::filesystem::path> WriteLayerAnalysis(const std::vector<LayerAna
   WriteText(md.str(), report);
   written.push_back(report);
   return written;
+}
+
+std::string BeyondLayerAnalysis(const RunOptions& o, const RunInfo& run,
+                                const std::filesystem::path& out_dir,
+                                std::vector<std::filesystem::path>* written,
+                                std::vector<std::string>* messages) {
+  std::vector<LayerAnalysis> analyses;
+  RunInfo info = run;
+  info.settings = {{"layers", o.layers},
+                   {"layers_are_hf_indices", o.hf_index},
+                   {"precision", o.precision == kernels::MatMulPrecision::kBF16 ? "bf16" : "f32"},
+                   {"batch_tokens", o.batch_tokens},
+                   {"seed", o.seed},
+                   {"weights", true}};
+  info.notes.clear();
+  for (const std::filesystem::path& model : o.models) {
+    for (const TaskPlan& t : o.tasks) {
+      if (!t.pair_file.empty() || t.splits.empty()) continue;  // reproduce: MRPC / STS-B only
+      LayerAnalysisPlan plan;
+      plan.model = model;
+      plan.vocab = o.vocab;
+      plan.data_dir = o.data_dir;
+      plan.tokenizer = o.tokenizer;
+      plan.embedder.batch_tokens = o.batch_tokens;
+      plan.embedder.precision = o.precision;
+      plan.task = t.task;
+      const bool has_dev = std::find(t.splits.begin(), t.splits.end(), "dev") != t.splits.end();
+      plan.split = has_dev ? "dev" : t.splits.front();
+      plan.layers = o.layers;
+      plan.hf_index = o.hf_index;
+      plan.seed = o.seed;
+      // The weights are the same for every task: their spectra once per model.
+      plan.options.weights = &t == &o.tasks.front();
+      if (o.log) o.log("analysis: " + model.string() + " on " + plan.task + " " + plan.split);
+      analyses.push_back(RunLayerAnalysis(plan));
+      const LayerAnalysis& a = analyses.back();
+      const std::filesystem::path json_path =
+          out_dir / ("analysis-" + a.task + "-" + a.split +
+                     (o.models.size() > 1 ? "-" + StemPart(a.model) : "") + ".json");
+      WriteJson(LayerAnalysisJson(a, info), json_path);
+      written->push_back(json_path);
+    }
+  }
+  std::vector<std::string> plot_names;
+  for (const PlotFiles& f : PlotLayerAnalysis(analyses, out_dir / "plots", "analysis")) {
+    written->push_back(f.data);
+    written->push_back(f.script);
+    if (f.rendered) {
+      written->push_back(f.svg);
+      plot_names.push_back("plots/" + f.svg.filename().string());
+    } else if (messages != nullptr) {
+      messages->push_back(f.message);
+    }
+  }
+  return LayerAnalysisSection(analyses, plot_names);
 }
 
 }  // namespace rwkv_embed::report

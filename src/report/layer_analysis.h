@@ -19,6 +19,7 @@
 #include "core/embedder.h"
 #include "model/rwkv_embedder.h"
 #include "report/plots.h"
+#include "report/runner.h"
 
 namespace rwkv_embed::report {
 
@@ -107,5 +108,14 @@ std::vector<std::filesystem::path> WriteLayerAnalysis(const std::vector<LayerAna
                                                       const std::filesystem::path& json_path,
                                                       const std::filesystem::path& out_dir,
                                                       std::vector<std::string>* messages);
+
+// `reproduce --beyond`: the analysis of every model of `o` on each task's dev split (else its first
+// scored split), with o's tokenizer, precision, batch size and layers. Writes
+// OUT/analysis-<task>-<split>[-<model>].json and OUT/plots/analysis-*; returns the Markdown
+// section for report.md.
+std::string BeyondLayerAnalysis(const RunOptions& o, const RunInfo& run,
+                                const std::filesystem::path& out_dir,
+                                std::vector<std::filesystem::path>* written,
+                                std::vector<std::string>* messages);
 
 }  // namespace rwkv_embed::report
