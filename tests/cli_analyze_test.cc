@@ -202,10 +202,26 @@ TEST_F(AnalyzeCliTest, Rwkv7UsesFlaNamesAndItsHfNumbering) {
 TEST_F(AnalyzeCliTest, ReproduceBeyondAddsTheLayerAnalysisToItsReport) {
   RWKV_EMBED_REQUIRE_SHARED(glove, "vectors/glove.6B.100d.mrpc-stsb.txt");
   const auto out = scratch_ / "repro";
-  const testing::CliRun r =
-      RunCli({"reproduce", "--model", Model("tiny-rwkv6-f32").string(), "--glove", glove.string(),
-              "--data-dir", data_.string(), "--out", out.string(), "--tasks", "mrpc", "--no-sif",
-              "--no-random-control", "--bootstrap", "0", "--subset-seeds", "none", "--beyond"});
+  const testing::CliRun r = RunCli({"reproduce",
+                                    "--model",
+                                    Model("tiny-rwkv6-f32").string(),
+                                    "--glove",
+                                    glove.string(),
+                                    "--data-dir",
+                                    data_.string(),
+                                    "--out",
+                                    out.string(),
+                                    "--tasks",
+                                    "mrpc",
+                                    "--no-sif",
+                                    "--no-random-control",
+                                    "--bootstrap",
+                                    "0",
+                                    "--subset-seeds",
+                                    "none",
+                                    "--train-subset",
+                                    "20",
+                                    "--beyond"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto dir = out / "tiny-rwkv6-f32";
   const json j = ReadJson(dir / "analysis-mrpc-dev.json");
