@@ -10,6 +10,9 @@
 #include "analysis/statistics.h"
 #include "analysis/token_statistics.h"
 #include "core/error.h"
+#include "kernels/gemm.h"
+#include "model/load_model.h"
+#include "test_util.h"
 
 namespace rwkv_embed::analysis {
 namespace {
@@ -341,3 +344,36 @@ TEST(TokenStatisticsTest, RejectsPiecesOutOfOrderUnknownLayersAndIncompleteTexts
 
 }  // namespace
 }  // namespace rwkv_embed::analysis
+
+namespace rwkv_embed {
+namespace {
+
+// BlockProjections' matrices as dense rows equal what the GEMM multiplies by: x = I gives
+// y = I W^T, so y[j][r] = W[r][j], through the GEMM's own BF16 widening. Both architectures, BF16.
+TEST(WeightRowsTest, DenseRowsOfEveryProjectionMatchTheGemm) {
+  for (const char* name : {"models/tiny-rwkv6-bf16", "models/tiny-rwkv7-bf16"}) {
+    const std::filesystem::path dir = testing::SharedFile(name);
+    if (dir.empty()) GTEST_SKIP() << "shared models absent";
+    const std::unique_ptr<SequenceModel> model = LoadModel(dir);
+    ASSERT_EQ(model->weight_dtype(), DType::kBF16);
+    EXPECT_THROW(model->BlockProjections(model->num_blocks()), UsageError);
+    const std::vector<NamedWeight> block = model->BlockProjections(model->num_blocks() - 1);
+    ASSERT_EQ(block.size(), model->Architecture() == "rwkv6" ? 8u : 6u) << name;
+    for (const NamedWeight& w : block) {
+      const Matrix dense = DenseWeightRows(w.weight);
+      ASSERT_EQ(dense.rows(), w.weight.rows);
+      ASSERT_EQ(dense.cols(), w.weight.cols);
+      Matrix eye(w.weight.cols, w.weight.cols), y(w.weight.cols, w.weight.rows);
+      for (int64_t j = 0; j < w.weight.cols; ++j) eye.Row(j)[j] = 1.0f;
+      kernels::MatMulT(eye.data(), w.weight.cols, w.weight, y.data());
+      for (int64_t r = 0; r < dense.rows(); ++r) {
+        for (int64_t j = 0; j < dense.cols(); ++j) {
+          ASSERT_EQ(dense.Row(r)[j], y.Row(j)[r]) << name << " " << w.name << " " << r << "," << j;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace rwkv_embed
