@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <utility>
 
 #include "commands.h"
@@ -14,6 +16,7 @@
 #include "core/error.h"
 #include "eval_options.h"
 #include "io/atomic_file.h"
+#include "report/layer_analysis.h"
 #include "report/runner.h"
 
 namespace rwkv_embed::cli {
@@ -24,7 +27,15 @@ struct ReproduceArgs {
   std::string out, tasks = "mrpc,stsb";
   int64_t train_subset = 1000;
   bool no_sif = false, no_random_control = false;
+  bool beyond = false;  // + the layer analysis (issue 9)
 };
+
+// Appends a "Beyond the study" section to the report written by WriteOutputs.
+void AppendReportSection(const std::filesystem::path& report, const std::string& section) {
+  std::ifstream in(report, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  report::WriteText(text + "\n" + section, report);
+}
 
 int RunReproduce(const ReproduceArgs& a) {
   if (a.common.models.empty() || a.common.glove.empty() || a.common.data_dir.empty()) {
@@ -41,6 +52,8 @@ int RunReproduce(const ReproduceArgs& a) {
   EvalCliArgs c = a.common;
   c.sif = !a.no_sif;
   c.random_control = !a.no_random_control;
+  // Beyond the study: every pooling method too, unless --poolings names some.
+  if (a.beyond && c.poolings.empty()) c.poolings = "all";
   report::RunOptions o = ToRunOptions(c);
   const std::string fit = c.fit_split == "none" ? "" : c.fit_split;
   const std::string train = "train-" + std::to_string(a.train_subset);
@@ -78,7 +91,11 @@ int RunReproduce(const ReproduceArgs& a) {
   CreatedFolders created(out_dir);
   const report::RunOutput out = report::RunEvaluation(o, info);
   std::vector<std::string> messages;
-  const auto files = report::WriteOutputs(out, out_dir, &messages);
+  auto files = report::WriteOutputs(out, out_dir, &messages);
+  if (a.beyond) {
+    AppendReportSection(out_dir / "report.md",
+                        report::BeyondLayerAnalysis(o, info, out_dir, &files, &messages));
+  }
   created.Keep();
   for (const std::string& n : out.run.notes) std::printf("note: %s\n", n.c_str());
   for (const report::TaskResults& t : out.tasks) {
@@ -117,6 +134,12 @@ Command RegisterReproduce(CLI::App& app) {
   sub->add_flag("--no-sif", a->no_sif, "leave out the SIF baseline");
   sub->add_flag("--no-random-control", a->no_random_control,
                 "leave out the random-weights control");
+  sub->add_flag(
+      "--beyond", a->beyond,
+      "also answer the study's open questions: layer analysis (entropy, curvature, "
+      "anisotropy, effective rank, weight spectra; as `analyze`) on each task's dev split, and "
+      "every pooling method beyond the mean (--poolings all unless --poolings is given); "
+      "ablation heat maps come from `rwkv-embed ablate`");
   AddEvalOptions(sub, &a->common);
   return {sub, [a] { return RunReproduce(*a); }};
 }

@@ -24,5 +24,6 @@ Command RegisterEval(CLI::App& app);
 Command RegisterReproduce(CLI::App& app);
 Command RegisterConvert(CLI::App& app);
 Command RegisterAblate(CLI::App& app);
+Command RegisterAnalyze(CLI::App& app);
 
 }  // namespace rwkv_embed::cli

@@ -291,6 +291,22 @@ SequenceState Rwkv6Model::ZeroState() const {
   return state;
 }
 
+std::vector<NamedWeight> Rwkv6Model::BlockProjections(int64_t block) const {
+  if (block < 0 || block >= num_blocks()) {
+    throw UsageError("block " + std::to_string(block) + " out of range 0.." +
+                     std::to_string(num_blocks() - 1));
+  }
+  const Rwkv6BlockWeights& b = weights_->blocks()[block];
+  return {{"attention.receptance.weight", b.receptance},
+          {"attention.key.weight", b.key},
+          {"attention.value.weight", b.value},
+          {"attention.gate.weight", b.gate},
+          {"attention.output.weight", b.output},
+          {"feed_forward.key.weight", b.ffn_key},
+          {"feed_forward.receptance.weight", b.ffn_receptance},
+          {"feed_forward.value.weight", b.ffn_value}};
+}
+
 void Rwkv6Model::ResetBlockState(BlockState& b) const {
   const Rwkv6Config& c = config();
   b.time_shift.assign(c.hidden_size, 0.0f);

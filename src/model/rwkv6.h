@@ -53,6 +53,7 @@ class Rwkv6Model : public SequenceModel {
                         std::span<const SequenceState> initial_states = {}) const override;
 
   SequenceState ZeroState() const override;
+  std::vector<NamedWeight> BlockProjections(int64_t block) const override;
 
   // Forward keeps its scratch buffers (about 50 x C bytes per batch token) for the next call;
   // this returns them to the system.

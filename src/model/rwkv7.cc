@@ -174,6 +174,18 @@ SequenceState Rwkv7Model::ZeroState() const {
   return state;
 }
 
+std::vector<NamedWeight> Rwkv7Model::BlockProjections(int64_t block) const {
+  if (block < 0 || block >= num_blocks()) {
+    throw UsageError("block " + std::to_string(block) + " out of range 0.." +
+                     std::to_string(num_blocks() - 1));
+  }
+  // fla names whatever the checkpoint's naming (the gate is a LoRA pair here, not listed).
+  const Rwkv7BlockWeights& b = weights_->blocks()[block];
+  return {{"attn.r_proj.weight", b.receptance}, {"attn.k_proj.weight", b.key},
+          {"attn.v_proj.weight", b.value},      {"attn.o_proj.weight", b.output},
+          {"ffn.key.weight", b.ffn_key},        {"ffn.value.weight", b.ffn_value}};
+}
+
 ForwardResult Rwkv7Model::Forward(const TokenBatch& batch, const ForwardOptions& options,
                                   const HiddenStateTap& tap,
                                   std::span<const SequenceState> initial_states) const {

@@ -63,6 +63,7 @@ class Rwkv7Model : public SequenceModel {
                         std::span<const SequenceState> initial_states = {}) const override;
 
   SequenceState ZeroState() const override;
+  std::vector<NamedWeight> BlockProjections(int64_t block) const override;
   void FreeWorkspaces() override;
 
  private:

@@ -1,7 +1,9 @@
 #include "model/sequence_model.h"
 
+#include <cstring>
 #include <string>
 
+#include "core/dtype.h"
 #include "core/error.h"
 
 namespace rwkv_embed {
@@ -77,6 +79,33 @@ std::vector<uint8_t> StatesToKeep(const ForwardOptions& options, int64_t num_seq
     keep[s] = 1;
   }
   return keep;
+}
+
+Matrix DenseWeightRows(const kernels::WeightMatrix& w) {
+  Matrix out(w.rows, w.cols);
+  const auto* bytes = static_cast<const std::byte*>(w.data);
+  for (int64_t r = 0; r < w.rows; ++r) {
+    float* dst = out.Row(r);
+    switch (w.dtype) {
+      case DType::kF32:
+        std::memcpy(dst, bytes + r * w.cols * 4, w.cols * sizeof(float));
+        break;
+      case DType::kBF16:
+        Bf16ToF32Row(bytes + r * w.cols * 2, w.cols, dst);
+        break;
+      case DType::kF16:
+        for (int64_t j = 0; j < w.cols; ++j) {
+          uint16_t h = 0;
+          std::memcpy(&h, bytes + (r * w.cols + j) * 2, 2);  // may be unaligned (mapped file)
+          dst[j] = F16ToF32(h);
+        }
+        break;
+      default:
+        throw UsageError("DenseWeightRows: weights of dtype " + std::string(DTypeName(w.dtype)) +
+                         " are not a float matrix");
+    }
+  }
+  return out;
 }
 
 }  // namespace rwkv_embed

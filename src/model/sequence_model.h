@@ -90,6 +90,14 @@ struct ForwardResult {
   std::vector<SequenceState> states;  // [num_sequences] when asked
 };
 
+// A block's projection matrix, for weight analyses: its Hugging Face name inside the block
+// (RWKV-6 "attention.key.weight"; RWKV-7 the fla name "attn.k_proj.weight") and the stored
+// weights, [out, in].
+struct NamedWeight {
+  std::string name;
+  kernels::WeightMatrix weight;
+};
+
 struct LoadOptions {
   bool check_finite = false;  // scan every tensor for NaN/Inf (reads all weight pages)
 };
@@ -135,6 +143,10 @@ class SequenceModel {
 
   virtual SequenceState ZeroState() const = 0;
 
+  // The full projection matrices of block `block` (0-based; no LoRA factors, which are low rank
+  // by construction), in forward order. UsageError for a block out of range.
+  virtual std::vector<NamedWeight> BlockProjections(int64_t block) const = 0;
+
   // Forward keeps its scratch buffers for the next call; this returns them to the system.
   virtual void FreeWorkspaces() = 0;
 };
@@ -145,6 +157,9 @@ class SequenceModel {
 void CheckForwardArguments(const SequenceModel& model, const TokenBatch& batch,
                            const ForwardOptions& options, const HiddenStateTap& tap,
                            std::span<const SequenceState> initial_states);
+
+// The rows of a stored weight matrix as dense floats (BF16 and F16 widened).
+Matrix DenseWeightRows(const kernels::WeightMatrix& w);
 
 // Which sequences' states ForwardResult::states receives (1 = kept): every one, or those named in
 // options.state_sequences (UsageError for one outside the batch).

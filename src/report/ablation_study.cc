@@ -170,7 +170,7 @@ PlotFiles HeatMap(const std::vector<std::vector<double>>& values,
   for (size_t r = 0; r < rows; ++r) gp << (r ? ", " : "") << quote(row_labels[r]) << " " << r;
   gp << ")\nset tics scale 0\nset lmargin 24\n"
      << "plot '" << stem << ".dat' matrix with image notitle\n";
-  return RenderPlot(out_dir, stem, data.str(), gp.str());
+  return DrawPlot(out_dir, stem, data.str(), gp.str());
 }
 
 }  // namespace

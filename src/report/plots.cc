@@ -116,10 +116,12 @@ std::string RunGnuplot(const std::filesystem::path& script, const std::string& o
   return "gnuplot failed on " + script.string() + " (exit " + std::to_string(rc) + "): " + out;
 }
 
-PlotFiles RenderPlot(const std::filesystem::path& out_dir, const std::string& stem,
-                     const std::string& data, const std::string& script) {
+PlotFiles DrawPlot(const std::filesystem::path& out_dir, const std::string& stem,
+                   const std::string& data, const std::string& script) {
   return Finish(out_dir, stem, data, script);
 }
+std::string PlotOutputLines(const std::string& stem) { return OutputLines(stem); }
+std::string GnuplotQuote(const std::string& s) { return GpString(s); }
 
 namespace {
 

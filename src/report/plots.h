@@ -26,11 +26,13 @@ bool GnuplotAvailable();
 // script's default <stem>.svg.
 std::string RunGnuplot(const std::filesystem::path& script, const std::string& output = "");
 
-// Writes <stem>.dat and <stem>.gp into out_dir and draws <stem>.svg (through a .partial) when
-// gnuplot is available; the script must start with OutputLines-style "set output outfile" (see
-// plots.cc) and name its data file relative to out_dir.
-PlotFiles RenderPlot(const std::filesystem::path& out_dir, const std::string& stem,
-                     const std::string& data, const std::string& script);
+// For plots defined elsewhere (e.g. report/layer_analysis.cc): writes <stem>.dat and <stem>.gp
+// into out_dir and draws <stem>.svg as the plots here are drawn. The script must set its output
+// with PlotOutputLines(stem); GnuplotQuote makes a gnuplot string literal.
+PlotFiles DrawPlot(const std::filesystem::path& out_dir, const std::string& stem,
+                   const std::string& data, const std::string& script);
+std::string PlotOutputLines(const std::string& stem);
+std::string GnuplotQuote(const std::string& s);
 
 // Spearman with its 95% CI against layer (our numbering on x, HF index in the tick labels) for
 // each split of the layered methods (RWKV, random control), and each single-layer baseline
