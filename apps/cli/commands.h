@@ -23,5 +23,6 @@ Command RegisterInfo(CLI::App& app);
 Command RegisterEval(CLI::App& app);
 Command RegisterReproduce(CLI::App& app);
 Command RegisterConvert(CLI::App& app);
+Command RegisterServe(CLI::App& app);
 
 }  // namespace rwkv_embed::cli

@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   const std::vector<cli::Command> commands = {
       cli::RegisterEmbed(app),     cli::RegisterTokenize(app), cli::RegisterInitModel(app),
       cli::RegisterBench(app),     cli::RegisterInfo(app),     cli::RegisterEval(app),
-      cli::RegisterReproduce(app), cli::RegisterConvert(app),
+      cli::RegisterReproduce(app), cli::RegisterConvert(app),  cli::RegisterServe(app),
   };
 
   try {
