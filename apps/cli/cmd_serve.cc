@@ -39,7 +39,7 @@ struct ServeArgs {
   bool hf_index = false;
   int64_t batch_tokens = 2048, payload_limit = 2 << 20, max_input_tokens = 8192,
           max_batch_tokens = 16384, max_batch_delay_ms = 2, max_concurrent_requests = 512,
-          max_inputs = 2048;
+          max_inputs = 2048, load_delay_ms = 0;
 };
 
 enum class Phase { kLoading, kReady, kStopping };
@@ -206,6 +206,7 @@ void Routes(httplib::Server& svr, State& s) {
 
 void Load(State& s) {
   const ServeArgs& a = s.args;
+  std::this_thread::sleep_for(std::chrono::milliseconds(a.load_delay_ms));
   RwkvEmbedderOptions options;
   options.batch_tokens = a.batch_tokens;
   options.precision =
@@ -283,6 +284,8 @@ int RunServe(const ServeArgs& a) {
     Load(s);
     batcher = std::make_unique<serve::Batcher>(
         [&s](std::vector<std::vector<int32_t>> ids, const EmbedRequest& request) {
+          // OpenMP's thread count is per calling thread: the worker's must be set in the worker.
+          ApplyThreads(s.args.threads);
           return s.embedder->EmbedTokens(std::move(ids), request);
         },
         serve::BatcherOptions{a.max_batch_tokens, std::chrono::milliseconds(a.max_batch_delay_ms),
@@ -367,6 +370,11 @@ Command RegisterServe(CLI::App& app) {
       ->envname("RWKV_EMBED_API_KEY");
   sub->add_option("--served-model-name", a->served_model_name,
                   "\"model\" in responses (default: the model folder's name)");
+  // For tests of the loading phase (503 from /health and every route): the tiny models load
+  // too fast to be caught loading.
+  sub->add_option("--load-delay-ms", a->load_delay_ms, "wait this long before loading (testing)")
+      ->check(IntegerIn(0, 600000))
+      ->group("");
   AddThreadsOption(sub, &a->threads);
   AddGemmPathOption(sub, &a->gemm_path);
   return {sub, [a] { return RunServe(*a); }};

@@ -41,6 +41,12 @@ int64_t AsInteger(const json& v, const std::string& field) {
                : static_cast<int64_t>(u);
   }
   if (v.is_number_integer()) return v.get<int64_t>();
+  // nlohmann reads an integer literal beyond uint64 as a double: still an integer, out of range.
+  if (v.is_number_float() && std::fabs(v.get<double>()) >= 0x1p63 &&
+      std::trunc(v.get<double>()) == v.get<double>()) {
+    return v.get<double>() > 0 ? std::numeric_limits<int64_t>::max()
+                               : std::numeric_limits<int64_t>::min();
+  }
   throw BadRequest("'" + field + "' must be an integer, got " + TypeName(v));
 }
 
