@@ -11,6 +11,8 @@ packages=(
   nlohmann-json3-dev libcli11-dev
   libdnnl-dev libopenblas-dev
   gnuplot-nox
+  libcpp-httplib-dev  # rwkv-embed serve (a compiled library despite the name: see CMakeLists.txt)
+  wrk bc              # scripts/loadtest.sh
 )
 
 missing=()

@@ -189,19 +189,26 @@ void Routes(httplib::Server& svr, State& s) {
   });
   // Statuses httplib sets itself (413 over --payload-limit, 404, 400 for broken HTTP) get the
   // same JSON error body as ours.
-  svr.set_error_handler(httplib::Server::HandlerWithResponse([&s](const httplib::Request&,
-                                                                  httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    const std::string message =
-        res.status == 413
-            ? "request body over --payload-limit " + std::to_string(s.args.payload_limit) + " bytes"
-        : res.status == 404 ? "no such route (POST /v1/embeddings, /embed, /tokenize; GET "
-                              "/health, /info, /metrics)"
-                            : std::string("HTTP ") + std::to_string(res.status);
-    res.set_content(serve::ErrorBody(res.status, message), "application/json");
-    s.metrics.Failure(res.status == 413 ? "payload_too_large" : std::to_string(res.status));
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  svr.set_error_handler(httplib::Server::HandlerWithResponse(
+      [&s](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        // httplib caps form-encoded bodies at 8192 bytes whatever the limit (curl -d sends that
+        // type).
+        const bool form =
+            req.get_header_value("Content-Type").starts_with("application/x-www-form-urlencoded");
+        const std::string message =
+            res.status == 413
+                ? (form ? std::string("a form-encoded body is limited to 8192 bytes: send "
+                                      "Content-Type: application/json")
+                        : "request body over --payload-limit " +
+                              std::to_string(s.args.payload_limit) + " bytes")
+            : res.status == 404 ? "no such route (POST /v1/embeddings, /embed, /tokenize; GET "
+                                  "/health, /info, /metrics)"
+                                : std::string("HTTP ") + std::to_string(res.status);
+        res.set_content(serve::ErrorBody(res.status, message), "application/json");
+        s.metrics.Failure(res.status == 413 ? "payload_too_large" : std::to_string(res.status));
+        return httplib::Server::HandlerResponse::Handled;
+      }));
 }
 
 void Load(State& s) {
