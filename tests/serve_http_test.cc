@@ -490,5 +490,18 @@ TEST(ServeHttpLifecycle, LoadingIs503) {
   EXPECT_EQ(server.Terminate(), 0) << server.Log();
 }
 
+// A model that fails to load ends the server with the library's error and exit code (the port
+// was already open: the HTTP and signal threads must be wound down, not left hanging).
+TEST(ServeHttpLifecycle, LoadFailureExitsWithTheErrorsCode) {
+  RWKV_EMBED_REQUIRE_SHARED(vocab, "models/rwkv_vocab_v20230424.txt");
+  const auto dir = testing::TempDir();
+  std::ofstream(dir / "config.json") << "{\"model_type\": \"rwkv6\"";  // truncated JSON
+  const auto run =
+      RunCli({"serve", "--model", dir.string(), "--vocab", vocab.string(), "--port", "0"});
+  EXPECT_EQ(run.exit_code, 4) << run.err;
+  EXPECT_NE(run.err.find("listening on"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("config.json"), std::string::npos) << run.err;
+}
+
 }  // namespace
 }  // namespace rwkv_embed

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -258,6 +259,7 @@ int RunServe(const ServeArgs& a) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);  // sent to the signal thread when loading fails
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   State s(a);
@@ -308,7 +310,7 @@ int RunServe(const ServeArgs& a) {
     }
   } catch (...) {
     s.phase = Phase::kStopping;
-    pthread_kill(signals.native_handle(), SIGTERM);
+    pthread_kill(signals.native_handle(), SIGUSR1);
     http.join();
     signals.join();
     throw;
