@@ -172,10 +172,11 @@ print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 for name, r in runs.items():
     sent = 1.0 if name == "single" else mean_s
     rate = r["requests"] / r["duration_s"]
-    m = rss.get(name, [0])
+    m = rss.get(name)
+    mem = f"{min(m):.1f} / {max(m):.1f} / {m[-1]:.1f}" if m else "- (run shorter than a sample)"
     print(f"| {name} ({int(conns) if name.startswith('round') else 1} conn) | {int(r['requests'])} | "
           f"{int(r['non200'] + r['socket_errors'])} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
-          f"{r['p99_ms']:.1f} | {rate:.1f} | {rate * sent:.1f} | {min(m):.1f} / {max(m):.1f} / {m[-1]:.1f} |")
+          f"{r['p99_ms']:.1f} | {rate:.1f} | {rate * sent:.1f} | {mem} |")
 rounds = [k for k in runs if k.startswith("round")]
 last = rounds[-1]
 best = max(runs[k]["requests"] / runs[k]["duration_s"] * mean_s for k in rounds)
