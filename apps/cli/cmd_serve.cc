@@ -6,9 +6,12 @@
 // all a CPU-bound embedder needs (one worker runs the model; handler threads only parse JSON and
 // wait), its API is a few lines, and Debian ships it as a small shared library. Boost.Beast
 // would bring Boost.Asio's async machinery and a large dependency for no gain here.
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -248,6 +251,34 @@ void CheckArgs(const ServeArgs& a) {
   if (!std::filesystem::exists(a.model)) throw IoError("--model " + a.model + " not found");
 }
 
+// Debian's cpp-httplib 0.11 listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled into
+// the library): when 64 clients connect at once the kernel drops the handshakes beyond it and the
+// clients retry with exponential backoff, so a request could wait 30 s before the server saw it.
+// listen() again on the bound socket (found by its port) raises the backlog.
+void RaiseListenBacklog(int port) {
+  for (int fd = 0; fd < 4096; ++fd) {
+    int accepting = 0;
+    socklen_t len = sizeof(accepting);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || accepting == 0) {
+      continue;
+    }
+    sockaddr_storage addr{};
+    socklen_t addr_len = sizeof(addr);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0) continue;
+    int bound = -1;
+    if (addr.ss_family == AF_INET) {
+      sockaddr_in in4{};
+      std::memcpy(&in4, &addr, sizeof(in4));
+      bound = ntohs(in4.sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      sockaddr_in6 in6{};
+      std::memcpy(&in6, &addr, sizeof(in6));
+      bound = ntohs(in6.sin6_port);
+    }
+    if (bound == port) listen(fd, SOMAXCONN);
+  }
+}
+
 int RunServe(const ServeArgs& a) {
   CheckArgs(a);
   ApplyThreads(a.threads);
@@ -276,6 +307,7 @@ int RunServe(const ServeArgs& a) {
     throw IoError("cannot listen on " + a.host + ":" + std::to_string(a.port) +
                   " (address in use or not local?)");
   }
+  RaiseListenBacklog(port);
   std::thread signals([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
