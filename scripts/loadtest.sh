@@ -86,7 +86,7 @@ server_log=$out/server.log rss_log=$out/rss.log
 server=$!
 sampler=""
 cleanup() {
-  [[ -n $sampler ]] && kill "$sampler" 2>/dev/null || true
+  if [[ -n $sampler ]]; then kill "$sampler" 2>/dev/null || true; fi
   kill -TERM "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
 }
@@ -129,7 +129,7 @@ for r in $(seq "$rounds"); do
 done
 results+=("$(run_wrk serial "$out/bodies.jsonl" "$serial" 1 1)")
 results+=("$(run_wrk single "$out/single.jsonl" "$single" 1 1)")
-echo done >"$out/phase"
+echo "done" >"$out/phase"
 kill "$sampler" 2>/dev/null || true
 sampler=""
 kill -TERM "$server"
