@@ -115,6 +115,24 @@ case $target in
     # without torch; the shared checkpoints are megabytes, too big to mutate byte by byte.
     python3 "$(dirname "$0")/make-pth-seeds.py" "$out"
     ;;
+  serve_request)
+    # Valid bodies of every route (OpenAI, TEI /embed, /tokenize) with MRPC sentences, token ids
+    # and every extension field, plus a few near misses.
+    sentences=$(mrpc_rows "$mrpc/dev.tsv" 16 | cut -f3 | jq -R . | jq -s -c .)
+    echo "$sentences" | jq -c '{input: ., model: "tiny", encoding_format: "base64"}' > "$out/openai-batch.json"
+    echo "$sentences" | jq -c '{input: .[0], encoding_format: "float", dimensions: 4, user: "u"}' \
+      > "$out/openai-one.json"
+    echo "$sentences" | jq -c '{input: .[:3], layers: "1,3", pooling: "max", normalize: "none", truncate: true}' \
+      > "$out/openai-extensions.json"
+    printf '{"input": [[1, 2, 3], [65535, 0]], "layers": [0, 4], "normalize": false}' > "$out/openai-ids.json"
+    printf '{"input": [10, 20, 30]}' > "$out/openai-flat-ids.json"
+    echo "$sentences" | jq -c '{inputs: .[:4], normalize: true, truncate: false}' > "$out/tei-embed.json"
+    printf '{"inputs": "caf\u00e9 \u00fcber na\u00efve", "layers": "final", "pooling": "last"}' \
+      > "$out/tei-one.json"
+    echo "$sentences" | jq -c '{inputs: .[:2], add_special_tokens: false}' > "$out/tokenize.json"
+    printf '{"input": ""}' > "$out/empty-string.json"
+    printf '{"input": "a", "dimensions": 1.5}' > "$out/float-dims.json"
+    ;;
   *)
     echo "make-corpus: no seeds defined for target '$target' (add a case to $0)" >&2
     exit 2

@@ -25,5 +25,6 @@ Command RegisterReproduce(CLI::App& app);
 Command RegisterConvert(CLI::App& app);
 Command RegisterAblate(CLI::App& app);
 Command RegisterAnalyze(CLI::App& app);
+Command RegisterServe(CLI::App& app);
 
 }  // namespace rwkv_embed::cli

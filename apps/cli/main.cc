@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
       cli::RegisterEmbed(app),     cli::RegisterTokenize(app), cli::RegisterInitModel(app),
       cli::RegisterBench(app),     cli::RegisterInfo(app),     cli::RegisterEval(app),
       cli::RegisterReproduce(app), cli::RegisterConvert(app),  cli::RegisterAblate(app),
-      cli::RegisterAnalyze(app),
+      cli::RegisterAnalyze(app),   cli::RegisterServe(app),
   };
 #ifdef RWKV_EMBED_MPI_BINARY
   rwkv_embed::mpi::AddMpiOptions(app);
