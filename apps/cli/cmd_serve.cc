@@ -12,8 +12,10 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -279,19 +281,32 @@ void RaiseListenBacklog(int port) {
   }
 }
 
+// The write end is written by OnStopSignal (write(2) is async-signal-safe), the read end read by
+// the thread that stops the server.
+int g_stop_pipe[2] = {-1, -1};
+constexpr int kLoadFailed = 0;  // not a signal: loading failed, stop without a message
+
+extern "C" void OnStopSignal(int sig) {
+  const auto byte = static_cast<unsigned char>(sig);
+  [[maybe_unused]] const ssize_t written = write(g_stop_pipe[1], &byte, 1);
+}
+
 int RunServe(const ServeArgs& a) {
   CheckArgs(a);
   ApplyThreads(a.threads);
   ApplyGemmPath(a.gemm_path);
-  // SIGTERM/SIGINT go to one thread (every thread made from here on inherits the mask): it stops
-  // accepting, lets the batcher run what is queued at once, and makes listen() return once every
-  // in-flight request is answered.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGUSR1);  // sent to the signal thread when loading fails
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGTERM/SIGINT reach one thread through a pipe: it stops accepting, lets the batcher run what
+  // is queued at once, and makes listen() return once every in-flight request is answered. A
+  // handler, not a blocked-signal mask: threads started before main (OpenBLAS's pool) would not
+  // carry the mask, and a signal delivered to one of them killed the server.
+  if (g_stop_pipe[0] < 0 && pipe(g_stop_pipe) != 0) {
+    throw IoError(std::string("serve: cannot create the signal pipe: ") + std::strerror(errno));
+  }
+  struct sigaction on_stop {};
+  on_stop.sa_handler = OnStopSignal;
+  sigemptyset(&on_stop.sa_mask);
+  on_stop.sa_flags = SA_RESTART;
+  for (const int sig : {SIGTERM, SIGINT}) sigaction(sig, &on_stop, nullptr);
 
   State s(a);
   httplib::Server svr;
@@ -309,9 +324,11 @@ int RunServe(const ServeArgs& a) {
   }
   RaiseListenBacklog(port);
   std::thread signals([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    if (s.phase.exchange(Phase::kStopping) != Phase::kStopping) {
+    unsigned char signal_number = 0;
+    while (read(g_stop_pipe[0], &signal_number, 1) < 0 && errno == EINTR) {
+    }
+    const int sig = signal_number;
+    if (s.phase.exchange(Phase::kStopping) != Phase::kStopping && sig != kLoadFailed) {
       std::fprintf(stderr, "serve: %s: finishing in-flight requests\n", strsignal(sig));
     }
     if (serve::Batcher* b = s.batcher.load()) b->Drain();
@@ -342,7 +359,7 @@ int RunServe(const ServeArgs& a) {
     }
   } catch (...) {
     s.phase = Phase::kStopping;
-    pthread_kill(signals.native_handle(), SIGUSR1);
+    OnStopSignal(kLoadFailed);  // wakes the signal thread
     http.join();
     signals.join();
     throw;
