@@ -27,6 +27,11 @@ void AddMpiOptions(CLI::App& app) {
                    "ranks), within 4 KiB .. 4 MiB)")
       ->check(cli::IntegerIn(1, int64_t{1} << 40));
   cli::SetEmbedRunner(&RunShardedEmbed);
+  InstallSweepHook();
+}
+
+bool RunsOnEveryRank(const std::string& command) {
+  return command == "embed" || command == "eval" || command == "reproduce";
 }
 
 int RunUnderMpi(const std::string& command, const std::function<int()>& run) {
@@ -37,7 +42,7 @@ int RunUnderMpi(const std::string& command, const std::function<int()>& run) {
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   int code = 0;
   try {
-    if (command == "embed" || rank == 0) code = run();
+    if (RunsOnEveryRank(command) || rank == 0) code = run();
   } catch (const std::exception& e) {
     if (size == 1) {
       MPI_Finalize();
