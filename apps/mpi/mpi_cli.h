@@ -31,4 +31,10 @@ struct ShardOptions {
 };
 ShardOptions& GetShardOptions();
 
+// eval / reproduce --schedule: how method groups reach the ranks (sweep.cc).
+struct SweepOptions {
+  std::string schedule = "dynamic";  // dynamic | round-robin
+};
+SweepOptions& GetSweepOptions();
+
 }  // namespace rwkv_embed::mpi

@@ -4,7 +4,10 @@
 // the outputs exactly as a single-process run would (README "Clusters (MPI)").
 #include <mpi.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -23,7 +26,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kTagGroups = 21;
+constexpr int kTagGroups = 21, kTagClaim = 22, kTagDeal = 23;
 
 struct World {
   int rank = 0, size = 1;
@@ -109,6 +112,68 @@ report::MethodGroup GroupFromJson(const json& j) {
   }
 }
 
+// Groups taken one at a time as ranks become free, so that a rank given a large model does not
+// hold the others back: rank 0 keeps the next group number not yet taken; a thread on rank 0
+// answers the other ranks' claims (needs MPI_THREAD_MULTIPLE, else groups go round robin).
+class Dealer {
+ public:
+  Dealer(int first_group, const World& w) : next_(first_group), w_(w) {
+    if (w.rank == 0) thread_ = std::thread([this] { Serve(); });
+  }
+  ~Dealer() { Stop(); }
+  Dealer(const Dealer&) = delete;
+  Dealer& operator=(const Dealer&) = delete;
+
+  // Whether this rank runs `group`; asked for increasing groups.
+  bool Runs(int group) {
+    if (claimed_ < group) claimed_ = Claim();
+    return claimed_ == group;
+  }
+  // Rank 0, once every rank has sent its results (no claim can come any more).
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  int Take() {
+    std::lock_guard lock(mutex_);
+    return next_++;
+  }
+  int Claim() {
+    if (w_.rank == 0) return Take();
+    int claim = 0, group = 0;
+    MPI_Request requests[2];
+    MPI_Irecv(&group, 1, MPI_INT, 0, kTagDeal, MPI_COMM_WORLD, &requests[1]);
+    MPI_Isend(&claim, 1, MPI_INT, 0, kTagClaim, MPI_COMM_WORLD, &requests[0]);
+    WaitGently(requests[0]);
+    WaitGently(requests[1]);
+    return group;
+  }
+  void Serve() {
+    while (!stop_) {
+      int flag = 0;
+      MPI_Status st;
+      MPI_Iprobe(MPI_ANY_SOURCE, kTagClaim, MPI_COMM_WORLD, &flag, &st);
+      if (!flag) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      int claim = 0;
+      MPI_Recv(&claim, 1, MPI_INT, st.MPI_SOURCE, kTagClaim, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      const int group = Take();
+      MPI_Send(&group, 1, MPI_INT, st.MPI_SOURCE, kTagDeal, MPI_COMM_WORLD);  // one int: eager
+    }
+  }
+
+  std::mutex mutex_;
+  int next_;
+  int claimed_ = -1;
+  World w_;
+  std::atomic<bool> stop_ = false;
+  std::thread thread_;
+};
+
 // Ranks other than 0 send their groups (CBOR: every double exact, NaN included) and are done;
 // rank 0 receives every rank's and returns them all.
 std::optional<std::vector<report::MethodGroup>> Gather(std::vector<report::MethodGroup> mine,
@@ -145,9 +210,20 @@ void InstallSweep(report::RunOptions* o) {
   const World w = GetWorld();
   ShareGemmChoices(*o, w);
   if (w.size == 1) return;  // a single rank runs exactly as rwkv-embed
-  // Group g on rank g mod N: the baselines (group 0, cheap) on rank 0, which also merges.
-  o->runs_group = [w](int group) { return group % w.size == w.rank; };
-  o->gather = [w](std::vector<report::MethodGroup> mine) { return Gather(std::move(mine), w); };
+  int threading = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&threading);
+  if (GetSweepOptions().schedule == "dynamic" && threading == MPI_THREAD_MULTIPLE) {
+    auto dealer = std::make_shared<Dealer>(o->glove.empty() ? 1 : 0, w);
+    o->runs_group = [dealer](int group) { return dealer->Runs(group); };
+    o->gather = [dealer, w](std::vector<report::MethodGroup> mine) {
+      auto all = Gather(std::move(mine), w);
+      dealer->Stop();
+      return all;
+    };
+  } else {  // group g on rank g mod N
+    o->runs_group = [w](int group) { return group % w.size == w.rank; };
+    o->gather = [w](std::vector<report::MethodGroup> mine) { return Gather(std::move(mine), w); };
+  }
   if (w.rank != 0 && o->log) {
     o->log = [log = o->log, rank = w.rank](const std::string& line) {
       log("[rank " + std::to_string(rank) + "] " + line);
