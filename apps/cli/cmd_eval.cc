@@ -138,7 +138,13 @@ report::RunOptions ToRunOptions(const EvalCliArgs& a) {
     throw UsageError("--fit-split must be train or none, got '" + a.fit_split + "'");
   }
   o.log = [](const std::string& line) { std::cerr << line << "\n"; };
+  if (GetSweepHook().install) GetSweepHook().install(&o);
   return o;
+}
+
+SweepHook& GetSweepHook() {
+  static SweepHook hook;
+  return hook;
 }
 
 std::string RunName(const EvalCliArgs& a) {
@@ -263,6 +269,7 @@ int RunEval(const EvalArgs& a) {
   info.command_line = JoinedCommandLine();
   info.model_name = RunName(a.common);
   const report::RunOutput out = report::RunEvaluation(o, info);
+  if (out.gathered_elsewhere) return 0;  // rwkv-embed-mpi: rank 0 writes
   report::WriteJson(report::TaskJson(out.tasks.front(), out.run), a.output);
   PrintSummary(out.tasks.front());
   for (const std::string& n : out.run.notes) std::fprintf(stderr, "note: %s\n", n.c_str());

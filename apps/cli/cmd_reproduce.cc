@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <utility>
 
 #include "commands.h"
@@ -83,20 +84,28 @@ int RunReproduce(const ReproduceArgs& a) {
   }
   const std::filesystem::path out_dir = std::filesystem::path(a.out) / model_name;
   o.scratch_dir = out_dir;
+  // rwkv-embed-mpi: an error on any rank ends the job through MPI_Abort, which runs no cleanup, and
+  // ranks other than 0 write nothing: OUT/<model>/ is created once every result is in (a failed
+  // job leaves none), the random controls go to $TMPDIR.
+  const bool sweep = static_cast<bool>(GetSweepHook().install);
+  if (sweep) o.scratch_dir.clear();
   report::RunInfo info;
   info.tool_version = RWKV_EMBED_VERSION;
   info.command_line = JoinedCommandLine();
   info.model_name = model_name;
   // Removed again (when still empty) if the run fails: no empty OUT/<model>/ left behind.
-  CreatedFolders created(out_dir);
+  std::optional<CreatedFolders> created;
+  if (!sweep) created.emplace(out_dir);
   const report::RunOutput out = report::RunEvaluation(o, info);
+  if (out.gathered_elsewhere) return 0;  // rank 0 writes
+  if (sweep) created.emplace(out_dir);
   std::vector<std::string> messages;
   auto files = report::WriteOutputs(out, out_dir, &messages);
   if (a.beyond) {
     AppendReportSection(out_dir / "report.md",
                         report::BeyondLayerAnalysis(o, info, out_dir, &files, &messages));
   }
-  created.Keep();
+  created->Keep();
   for (const std::string& n : out.run.notes) std::printf("note: %s\n", n.c_str());
   for (const report::TaskResults& t : out.tasks) {
     for (const eval::MethodResult& m : t.methods) {

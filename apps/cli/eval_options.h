@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,13 @@ void AddEvalOptions(CLI::App* sub, EvalCliArgs* a);
 
 // Fills everything but the task plan.
 report::RunOptions ToRunOptions(const EvalCliArgs& a);
+
+// rwkv-embed-mpi (apps/mpi/sweep.cc) spreads eval's and reproduce's method groups over the ranks
+// (report::MethodGroup); rwkv-embed leaves this empty.
+struct SweepHook {
+  std::function<void(report::RunOptions*)> install;  // sets runs_group and gather
+};
+SweepHook& GetSweepHook();
 
 // The run's name for the outputs: the model folder / file name, several joined by "+", else
 // the word-vector file's name.

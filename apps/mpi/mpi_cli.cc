@@ -19,6 +19,11 @@ ShardOptions& GetShardOptions() {
   return options;
 }
 
+SweepOptions& GetSweepOptions() {
+  static SweepOptions options;
+  return options;
+}
+
 void AddMpiOptions(CLI::App& app) {
   CLI::App* embed = app.get_subcommand("embed");
   embed
@@ -27,6 +32,20 @@ void AddMpiOptions(CLI::App& app) {
                    "ranks), within 4 KiB .. 4 MiB)")
       ->check(cli::IntegerIn(1, int64_t{1} << 40));
   cli::SetEmbedRunner(&RunShardedEmbed);
+  for (const char* command : {"eval", "reproduce"}) {
+    app.get_subcommand(command)
+        ->add_option("--schedule", GetSweepOptions().schedule,
+                     "MPI: how the method groups (baselines; each model with its control) reach "
+                     "the ranks: dynamic (the next group to the first free rank) | round-robin "
+                     "(group g on rank g mod N)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"dynamic", "round-robin"}));
+  }
+  InstallSweepHook();
+}
+
+bool RunsOnEveryRank(const std::string& command) {
+  return command == "embed" || command == "eval" || command == "reproduce";
 }
 
 int RunUnderMpi(const std::string& command, const std::function<int()>& run) {
@@ -37,7 +56,7 @@ int RunUnderMpi(const std::string& command, const std::function<int()>& run) {
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   int code = 0;
   try {
-    if (command == "embed" || rank == 0) code = run();
+    if (RunsOnEveryRank(command) || rank == 0) code = run();
   } catch (const std::exception& e) {
     if (size == 1) {
       MPI_Finalize();

@@ -195,6 +195,42 @@ void RunPoolingMethods(const std::shared_ptr<RwkvEmbedder>& model, const std::st
   }
 }
 
+// The number of methods of each task so far: where a group's methods start (TakeGroup).
+std::vector<size_t> MethodCounts(const std::vector<TaskResults>& tasks) {
+  std::vector<size_t> counts;
+  for (const TaskResults& t : tasks) counts.push_back(t.methods.size());
+  return counts;
+}
+
+// Moves the methods every task gained since MethodCounts gave `counts` into group `g`.
+MethodGroup TakeGroup(int g, const std::vector<size_t>& counts, std::vector<TaskResults>* tasks) {
+  MethodGroup group;
+  group.group = g;
+  for (size_t t = 0; t < tasks->size(); ++t) {
+    auto& methods = (*tasks)[t].methods;
+    const auto first = methods.begin() + static_cast<std::ptrdiff_t>(counts[t]);
+    group.tasks.emplace_back(std::make_move_iterator(first),
+                             std::make_move_iterator(methods.end()));
+    methods.erase(first, methods.end());
+  }
+  return group;
+}
+
+// Every group of the run exactly once, in group order, each with every task; FormatError else
+// (groups gathered from other processes).
+void CheckGroups(std::vector<MethodGroup>* groups, const RunOptions& o, size_t tasks) {
+  std::sort(groups->begin(), groups->end(),
+            [](const MethodGroup& a, const MethodGroup& b) { return a.group < b.group; });
+  std::vector<int> expected;
+  if (!o.glove.empty()) expected.push_back(0);
+  for (size_t mi = 0; mi < o.models.size(); ++mi) expected.push_back(1 + static_cast<int>(mi));
+  bool ok = groups->size() == expected.size();
+  for (size_t i = 0; ok && i < expected.size(); ++i) {
+    ok = (*groups)[i].group == expected[i] && (*groups)[i].tasks.size() == tasks;
+  }
+  if (!ok) throw FormatError("gathered method groups do not match the run's methods");
+}
+
 }  // namespace
 
 std::vector<uint64_t> ParseSeedList(const std::string& spec) {
@@ -304,13 +340,15 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
 
   // Word-vector baselines, before any model is loaded.
   std::string vectors_note;
-  if (!o.glove.empty()) {
+  std::vector<MethodGroup> groups;
+  const auto runs = [&o](int g) { return !o.runs_group || o.runs_group(g); };
+  if (!o.glove.empty() && runs(0)) {
+    const std::vector<size_t> counts = MethodCounts(out.tasks);
     const bool isolated = eval::ResetPeakRss();
     const auto t0 = Clock::now();
     auto vectors =
         std::make_shared<const baselines::WordVectors>(baselines::WordVectors::LoadText(o.glove));
     const double load = Since(t0);
-    files["glove"] = o.glove.string();
     vectors_note = std::to_string(vectors->dim()) + "d word vectors " + o.glove.string() + " (" +
                    std::to_string(vectors->size()) + " words)";
     Log(o, "glove: loaded " + vectors_note + " in " + std::to_string(load) + " s");
@@ -343,6 +381,9 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
         out.tasks[t].methods.push_back(std::move(res[0].methods[0]));
       }
     }
+    groups.push_back(TakeGroup(0, counts, &out.tasks));
+    groups.back().vectors_note = vectors_note;
+    groups.back().files["glove"] = o.glove.string();
   }
 
   // Each RWKV model, then the random-weights control of its shape.
@@ -350,6 +391,13 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
   const std::vector<std::string> names = ModelNames(o.models);
   json model_files = json::array();
   for (size_t mi = 0; mi < o.models.size(); ++mi) {
+    if (!runs(1 + static_cast<int>(mi))) continue;
+    const std::vector<size_t> counts = MethodCounts(out.tasks);
+    const auto end_group = [&] {
+      groups.push_back(TakeGroup(1 + static_cast<int>(mi), counts, &out.tasks));
+      groups.back().model_note = model_notes.back();
+      groups.back().files["model"] = model_files.back();
+    };
     const std::filesystem::path& path = o.models[mi];
     const std::string method = o.models.size() == 1 ? "rwkv" : "rwkv:" + names[mi];
     const std::string control =
@@ -387,7 +435,10 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
         }
       }
     }  // the model is released here, before the control is loaded
-    if (!o.random_control) continue;
+    if (!o.random_control) {
+      end_group();
+      continue;
+    }
     const std::filesystem::path dir =
         (o.scratch_dir.empty() ? std::filesystem::temp_directory_path() : o.scratch_dir) /
         ("rwkv-embed-random-control-" + std::to_string(::getpid()) + "-" + std::to_string(mi));
@@ -416,6 +467,32 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
       throw;
     }
     std::filesystem::remove_all(dir);
+    end_group();
+  }
+  // The groups, from this process or gathered from all, back into the tasks in group order.
+  if (o.gather) {
+    std::optional<std::vector<MethodGroup>> all = o.gather(std::move(groups));
+    if (!all) {
+      RunOutput elsewhere;
+      elsewhere.gathered_elsewhere = true;
+      return elsewhere;
+    }
+    groups = std::move(*all);
+  }
+  CheckGroups(&groups, o, out.tasks.size());
+  model_notes.clear();
+  model_files = json::array();
+  for (MethodGroup& g : groups) {
+    for (size_t t = 0; t < out.tasks.size(); ++t) {
+      for (eval::MethodResult& m : g.tasks[t]) out.tasks[t].methods.push_back(std::move(m));
+    }
+    if (g.group == 0) {
+      vectors_note = g.vectors_note;
+      files["glove"] = g.files.at("glove");
+    } else {
+      model_notes.push_back(g.model_note);
+      model_files.push_back(g.files.at("model"));
+    }
   }
   if (!o.models.empty()) {
     files["models"] = model_files;

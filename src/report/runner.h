@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,17 @@ struct TaskPlan {
   // SIF, subsets) instead of fit_split.
   std::filesystem::path pair_file = {}, fit_pair_file = {};
   PairFileOptions pair_options = {};
+};
+
+// The methods of a run in groups, numbered in run order: group 0 = the word-vector baselines
+// (GloVe, SIF), group 1 + i = model i and its random control. rwkv-embed-mpi spreads the groups
+// over its ranks (apps/mpi/sweep.cc); a group is everything one process computes for it.
+struct MethodGroup {
+  int group = 0;
+  std::vector<std::vector<eval::MethodResult>> tasks;  // [task][method], in run order
+  std::string vectors_note;                            // group 0: the word vectors' note
+  std::string model_note;                              // model groups: "Model used: ..." text
+  nlohmann::json files = nlohmann::json::object();     // the group's entries of settings.files
 };
 
 struct RunOptions {
@@ -75,11 +88,19 @@ struct RunOptions {
   std::filesystem::path templates;
   std::filesystem::path scratch_dir;  // the random-control model is written here, then removed
   std::function<void(const std::string&)> log;  // progress lines (may be empty)
+  // Sweeps over several processes (MethodGroup). `runs_group(g)`, asked for g = 0, 1, ... in
+  // order, says whether this process runs group g (unset: every group). `gather`, once this
+  // process's groups are done, gets them and returns every group of the run (any order) to finish
+  // the run here (comparisons, settings, notes), or nothing when another process finishes it:
+  // RunEvaluation then returns an output with `gathered_elsewhere` set and nothing else.
+  std::function<bool(int group)> runs_group;
+  std::function<std::optional<std::vector<MethodGroup>>(std::vector<MethodGroup>)> gather;
 };
 
 struct RunOutput {
   std::vector<TaskResults> tasks;
   RunInfo run;
+  bool gathered_elsewhere = false;  // RunOptions::gather: this process writes nothing
 };
 
 // Loads the data, runs every method and the comparisons. `run` carries the command line and tool

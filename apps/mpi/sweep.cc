@@ -1,0 +1,241 @@
+// `eval` and `reproduce` under rwkv-embed-mpi: the run's method groups (report::MethodGroup: the
+// word-vector baselines, then each model with its random control) dealt over the ranks, the
+// results gathered on rank 0, which finishes the run (comparisons, settings, notes) and writes
+// the outputs exactly as a single-process run would (README "Clusters (MPI)").
+#include <mpi.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../cli/eval_options.h"
+#include "core/error.h"
+#include "kernels/gemm.h"
+#include "kernels/gemm_autotune.h"
+#include "model/rwkv_embedder.h"
+#include "mpi_cli.h"
+#include "report/method_codec.h"
+
+namespace rwkv_embed::mpi {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kTagGroups = 21, kTagClaim = 22, kTagDeal = 23;
+
+struct World {
+  int rank = 0, size = 1;
+};
+
+World GetWorld() {
+  World w;
+  MPI_Comm_rank(MPI_COMM_WORLD, &w.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &w.size);
+  return w;
+}
+
+// Waiting ranks poll and sleep instead of spinning in Open MPI's blocking calls, which would take
+// cores from the ranks still evaluating.
+void WaitGently(MPI_Request& request) {
+  int done = 0;
+  while (MPI_Test(&request, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+}
+
+std::string Broadcast(std::string s, const World& w) {
+  uint64_t n = s.size();
+  MPI_Request request;
+  MPI_Ibcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD, &request);
+  WaitGently(request);
+  if (w.rank != 0) s.resize(n);
+  MPI_Ibcast(s.data(), static_cast<int>(n), MPI_CHAR, 0, MPI_COMM_WORLD, &request);
+  WaitGently(request);
+  return s;
+}
+
+// One set of GEMM paths on every rank, as in a single process (which would tune each weight
+// shape once, for every model): rank 0 meets every model's weight shapes with one probe text each
+// (models loaded one at a time), tunes or reads its cache, and every rank installs that list.
+// Nothing to do when a path is forced (--gemm-path).
+void ShareGemmChoices(const report::RunOptions& o, const World& w) {
+  if (kernels::ForcedGemmPath() != kernels::GemmPath::kAuto || o.models.empty()) return;
+  std::string choices;
+  if (w.rank == 0) {
+    RwkvEmbedderOptions ro;
+    ro.batch_tokens = o.batch_tokens;
+    ro.precision = o.precision;
+    for (const std::filesystem::path& model : o.models) {
+      const auto embedder = RwkvEmbedder::Load(model, o.vocab, ro, {}, o.tokenizer);
+      const std::vector<std::string> probe = {"GEMM shapes"};
+      (void)embedder->Embed(probe, EmbedRequest{});
+    }
+    kernels::TuneSeenGemmShapes();
+    choices = kernels::ExportGemmChoices();
+  }
+  kernels::InstallGemmChoices(Broadcast(choices, w));
+}
+
+json GroupToJson(const report::MethodGroup& g) {
+  json tasks = json::array();
+  for (const auto& methods : g.tasks) {
+    json list = json::array();
+    for (const eval::MethodResult& m : methods) list.push_back(report::MethodResultToJson(m));
+    tasks.push_back(list);
+  }
+  return {{"group", g.group},
+          {"tasks", tasks},
+          {"vectors_note", g.vectors_note},
+          {"model_note", g.model_note},
+          {"files", g.files}};
+}
+
+report::MethodGroup GroupFromJson(const json& j) {
+  try {
+    report::MethodGroup g;
+    g.group = j.at("group").get<int>();
+    for (const json& list : j.at("tasks")) {
+      g.tasks.emplace_back();
+      for (const json& m : list) g.tasks.back().push_back(report::MethodResultFromJson(m));
+    }
+    g.vectors_note = j.at("vectors_note").get<std::string>();
+    g.model_note = j.at("model_note").get<std::string>();
+    g.files = j.at("files");
+    return g;
+  } catch (const json::exception& e) {
+    throw FormatError(std::string("gathered method group: ") + e.what());
+  }
+}
+
+// Groups taken one at a time as ranks become free, so that a rank given a large model does not
+// hold the others back: rank 0 keeps the next group number not yet taken; a thread on rank 0
+// answers the other ranks' claims (needs MPI_THREAD_MULTIPLE, else groups go round robin).
+class Dealer {
+ public:
+  Dealer(int first_group, const World& w) : next_(first_group), w_(w) {
+    if (w.rank == 0) thread_ = std::thread([this] { Serve(); });
+  }
+  ~Dealer() { Stop(); }
+  Dealer(const Dealer&) = delete;
+  Dealer& operator=(const Dealer&) = delete;
+
+  // Whether this rank runs `group`; asked for increasing groups.
+  bool Runs(int group) {
+    if (claimed_ < group) claimed_ = Claim();
+    return claimed_ == group;
+  }
+  // Rank 0, once every rank has sent its results (no claim can come any more).
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  int Take() {
+    std::lock_guard lock(mutex_);
+    return next_++;
+  }
+  int Claim() {
+    if (w_.rank == 0) return Take();
+    int claim = 0, group = 0;
+    MPI_Request requests[2];
+    MPI_Irecv(&group, 1, MPI_INT, 0, kTagDeal, MPI_COMM_WORLD, &requests[1]);
+    MPI_Isend(&claim, 1, MPI_INT, 0, kTagClaim, MPI_COMM_WORLD, &requests[0]);
+    WaitGently(requests[0]);
+    WaitGently(requests[1]);
+    return group;
+  }
+  void Serve() {
+    while (!stop_) {
+      int flag = 0;
+      MPI_Status st;
+      MPI_Iprobe(MPI_ANY_SOURCE, kTagClaim, MPI_COMM_WORLD, &flag, &st);
+      if (!flag) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      int claim = 0;
+      MPI_Recv(&claim, 1, MPI_INT, st.MPI_SOURCE, kTagClaim, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      const int group = Take();
+      MPI_Send(&group, 1, MPI_INT, st.MPI_SOURCE, kTagDeal, MPI_COMM_WORLD);  // one int: eager
+    }
+  }
+
+  std::mutex mutex_;
+  int next_;
+  int claimed_ = -1;
+  World w_;
+  std::atomic<bool> stop_ = false;
+  std::thread thread_;
+};
+
+// Ranks other than 0 send their groups (CBOR: every double exact, NaN included) and are done;
+// rank 0 receives every rank's and returns them all.
+std::optional<std::vector<report::MethodGroup>> Gather(std::vector<report::MethodGroup> mine,
+                                                       const World& w) {
+  if (w.rank != 0) {
+    json list = json::array();
+    for (const report::MethodGroup& g : mine) list.push_back(GroupToJson(g));
+    const std::vector<uint8_t> bytes = report::EncodeCbor(list);
+    if (bytes.size() > static_cast<size_t>(INT32_MAX)) {
+      throw DataError("results of rank " + std::to_string(w.rank) + " exceed 2 GiB");
+    }
+    MPI_Request request;
+    MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, kTagGroups, MPI_COMM_WORLD,
+              &request);
+    WaitGently(request);
+    return std::nullopt;
+  }
+  for (int r = 1; r < w.size; ++r) {
+    int flag = 0;
+    MPI_Status st;
+    while (MPI_Iprobe(r, kTagGroups, MPI_COMM_WORLD, &flag, &st) == MPI_SUCCESS && !flag) {
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+    int count = 0;
+    MPI_Get_count(&st, MPI_BYTE, &count);
+    std::vector<uint8_t> bytes(static_cast<size_t>(count));
+    MPI_Recv(bytes.data(), count, MPI_BYTE, r, kTagGroups, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    for (const json& g : report::DecodeCbor(bytes)) mine.push_back(GroupFromJson(g));
+  }
+  return mine;
+}
+
+void InstallSweep(report::RunOptions* o) {
+  const World w = GetWorld();
+  ShareGemmChoices(*o, w);
+  if (w.size == 1) return;  // a single rank runs exactly as rwkv-embed
+  int threading = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&threading);
+  if (GetSweepOptions().schedule == "dynamic" && threading == MPI_THREAD_MULTIPLE) {
+    auto dealer = std::make_shared<Dealer>(o->glove.empty() ? 1 : 0, w);
+    o->runs_group = [dealer](int group) { return dealer->Runs(group); };
+    o->gather = [dealer, w](std::vector<report::MethodGroup> mine) {
+      auto all = Gather(std::move(mine), w);
+      dealer->Stop();
+      return all;
+    };
+  } else {  // group g on rank g mod N
+    o->runs_group = [w](int group) { return group % w.size == w.rank; };
+    o->gather = [w](std::vector<report::MethodGroup> mine) { return Gather(std::move(mine), w); };
+  }
+  if (w.rank != 0 && o->log) {
+    o->log = [log = o->log, rank = w.rank](const std::string& line) {
+      log("[rank " + std::to_string(rank) + "] " + line);
+    };
+  }
+}
+
+}  // namespace
+
+void InstallSweepHook() {
+  cli::SweepHook& hook = cli::GetSweepHook();
+  hook.install = &InstallSweep;
+}
+
+}  // namespace rwkv_embed::mpi
