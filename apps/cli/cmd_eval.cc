@@ -13,6 +13,7 @@
 #include "eval_options.h"
 #include "io/atomic_file.h"
 #include "methods/method_spec.h"
+#include "model/embedding_rwkv.h"
 #include "report/report.h"
 #include "report/runner.h"
 
@@ -89,6 +90,13 @@ void AddEvalOptions(CLI::App* sub, EvalCliArgs* a) {
                   "prompt templates file (JSON, as the installed prompt_templates.json) searched "
                   "before the installed one for prompt:NAME")
       ->type_name("FILE");
+  sub->add_option("--heads", a->heads,
+                  "EmbeddingRWKV checkpoints: also score these task heads, each as method "
+                  "<model>/head-<name>: comma list of cls, sts, retr (or all)");
+  sub->add_option("--eos-mode", a->eos_mode,
+                  "EmbeddingRWKV text preprocessing for --heads: single | echo | eval (the "
+                  "published MTEB runs)")
+      ->capture_default_str();
   AddThreadsOption(sub, &a->threads);
   AddGemmPathOption(sub, &a->gemm_path);
 }
@@ -134,6 +142,20 @@ report::RunOptions ToRunOptions(const EvalCliArgs& a) {
   o.comparisons = !a.no_comparisons;
   if (!a.poolings.empty()) o.poolings = methods::ParsePoolingList(a.poolings);
   o.templates = a.templates;
+  ParseEosMode(a.eos_mode);
+  o.eos_mode = a.eos_mode;
+  for (std::string rest = a.heads == "all" ? "cls,sts,retr" : a.heads; !rest.empty();) {
+    const size_t comma = rest.find(',');
+    const std::string head = rest.substr(0, comma);
+    ParseEmbeddingRwkvHead(head);  // UsageError naming the valid heads
+    o.heads.push_back(head);
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+  }
+  if (!o.heads.empty()) {
+    bool any = false;
+    for (const auto& m : o.models) any = any || HasEmbeddingRwkvHeads(m);
+    if (!any) throw UsageError("--heads: no --model is an EmbeddingRWKV checkpoint (head.*_head)");
+  }
   if (a.fit_split != "train" && a.fit_split != "none") {
     throw UsageError("--fit-split must be train or none, got '" + a.fit_split + "'");
   }

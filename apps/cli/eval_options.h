@@ -15,7 +15,7 @@ struct EvalCliArgs {
   std::string data_dir, glove, vocab,
       layers = "all", pooling = "mean", normalize = "none", precision = "f32",
       word_tokenizer = "whitespace", subset_seeds = "0-4", fit_split = "train", tokenizer = "world",
-      gemm_path, poolings, templates;
+      gemm_path, poolings, templates, heads, eos_mode = "eval";
   std::vector<std::string> models;  // --model, repeatable
   std::vector<std::string> ablate;  // --ablate SPEC, repeatable
   bool hf_index = false, lowercase = false, sif = false, random_control = false,

@@ -17,6 +17,8 @@
 #include "eval/resources.h"
 #include "methods/attention_pooling.h"
 #include "methods/method_spec.h"
+#include "model/embedding_rwkv.h"
+#include "model/embedding_rwkv_embedder.h"
 #include "model/layer_spec.h"
 #include "model/random_init.h"
 #include "model/random_init_rwkv7.h"
@@ -191,6 +193,30 @@ void RunPoolingMethods(const std::shared_ptr<RwkvEmbedder>& model, const std::st
         AddTokenWeights(*attention, data[t].splits.front(), &r);
       }
       (*tasks)[t].methods.push_back(std::move(r));
+    }
+  }
+}
+
+// Each of o.heads on an EmbeddingRWKV checkpoint (nothing for other models): loaded with the
+// head and o.eos_mode, then scored like a one-layer method "<method>/head-<name>".
+void RunTaskHeads(const std::filesystem::path& path, const std::string& method,
+                  const RwkvEmbedderOptions& ro, const RunOptions& o,
+                  const std::vector<TaskData>& data, std::vector<TaskResults>* tasks) {
+  if (o.heads.empty() || !HasEmbeddingRwkvHeads(path)) return;
+  for (const std::string& name : o.heads) {
+    EmbeddingRwkvOptions eo;
+    eo.head = ParseEmbeddingRwkvHead(name);
+    eo.eos_mode = ParseEosMode(o.eos_mode);
+    const bool isolated = eval::ResetPeakRss();
+    const auto t0 = Clock::now();
+    auto e = EmbeddingRwkvEmbedder::Load(path, o.vocab, ro, eo);
+    ApplyAblations(o.ablations, e->backbone());
+    const std::string head_method = method + "/head-" + name;
+    Log(o, head_method + ": EmbeddingRWKV " + name + " head, eos mode " + o.eos_mode);
+    RunMethod(*e, head_method, Since(t0), isolated, e->Layers(), o, data, tasks);
+    for (TaskResults& t : *tasks) {
+      t.methods.back().description +=
+          "; EmbeddingRWKV task head '" + name + "', eos mode " + o.eos_mode;
     }
   }
 }
@@ -435,6 +461,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
         }
       }
     }  // the model is released here, before the control is loaded
+    RunTaskHeads(path, method, ro, o, data, &out.tasks);
     if (!o.random_control) {
       end_group();
       continue;
@@ -555,6 +582,10 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
   std::vector<std::string> ablations;
   for (const AblationSpec& a : o.ablations) ablations.push_back(a.Name());
   st["ablations"] = ablations;
+  if (!o.heads.empty()) {
+    st["embedding_rwkv_heads"] = o.heads;
+    st["embedding_rwkv_eos_mode"] = o.eos_mode;
+  }
   if (!o.poolings.empty()) {
     st["poolings"] = o.poolings;
     st["pooling_training"] =

@@ -86,6 +86,12 @@ struct RunOptions {
   // anything; `templates`: a user prompt-templates file.
   std::vector<std::string> poolings;
   std::filesystem::path templates;
+  // EmbeddingRWKV task heads ("cls", "sts", "retr"): each model that is an EmbeddingRWKV
+  // checkpoint is also scored through each head (its embedding: the head applied to the mean of
+  // the ln_out states at the EOS positions, DESIGN.md §9) as the one-layer method
+  // "<model method>/head-<name>", texts preprocessed by `eos_mode` ("single" | "echo" | "eval").
+  std::vector<std::string> heads;
+  std::string eos_mode = "eval";
   std::filesystem::path scratch_dir;  // the random-control model is written here, then removed
   std::function<void(const std::string&)> log;  // progress lines (may be empty)
   // Sweeps over several processes (MethodGroup). `runs_group(g)`, asked for g = 0, 1, ... in
