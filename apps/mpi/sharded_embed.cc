@@ -29,6 +29,7 @@
 #include "../cli/common.h"
 #include "../cli/embed_args.h"
 #include "core/error.h"
+#include "core/timing.h"
 #include "data/line_shards.h"
 #include "io/atomic_file.h"
 #include "io/npy.h"
@@ -45,10 +46,6 @@ using nlohmann::json;
 constexpr int kTagRequest = 1;
 constexpr int kTagReply = 2;
 constexpr int kManifestVersion = 1;
-
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 void CheckMpi(int rc, const std::string& what) {
   if (rc == MPI_SUCCESS) return;
@@ -417,7 +414,7 @@ ShardReport EmbedShard(int64_t s, const cli::EmbedArgs& a, const Plan& plan, cli
     }
   }
   writer.Sync();
-  r.seconds = Since(t0);
+  r.seconds = SecondsSince(t0);
   return r;
 }
 
@@ -433,7 +430,7 @@ void WorkLoop(int rank, const cli::EmbedArgs& a, const Plan& plan, cli::EmbedSet
     if (s < 0) break;
     last = EmbedShard(s, a, plan, setup, writer);
     last.rank = rank;
-    last.start = Since(loop_start) - last.seconds;
+    last.start = SecondsSince(loop_start) - last.seconds;
   }
 }
 
@@ -535,19 +532,19 @@ int RunShardedEmbed(const cli::EmbedArgs& a) {
     plan_text = MakeOrResumePlan(a, paths, size, &resumed).ToJson().dump();
   }
   Plan plan = Plan::FromJson(json::parse(BroadcastString(plan_text, rank)));
-  const double plan_seconds = Since(t_start);
+  const double plan_seconds = SecondsSince(t_start);
 
   // 2. The model on every rank; the rows of every shard; one set of GEMM paths.
   auto t0 = Clock::now();
   cli::EmbedSetup setup = cli::LoadEmbedSetup(a);
-  const double load_seconds = Since(t0);
+  const double load_seconds = SecondsSince(t0);
   t0 = Clock::now();
   if (plan.rows.empty()) CountRows(plan, a.input, rank, size);
-  const double count_seconds = Since(t0);
+  const double count_seconds = SecondsSince(t0);
   t0 = Clock::now();
   if (plan.gemm.empty()) plan.gemm = ChooseGemmPaths(setup, rank);
   kernels::InstallGemmChoices(plan.gemm);
-  const double gemm_seconds = Since(t0);
+  const double gemm_seconds = SecondsSince(t0);
   const auto layers = static_cast<int64_t>(setup.request.layers.size());
   const int64_t dim = setup.owner->Dim();
   const std::vector<int64_t> shape = {layers, plan.Sentences(), dim};
@@ -605,7 +602,7 @@ int RunShardedEmbed(const cli::EmbedArgs& a) {
     }
     if (server.joinable()) server.join();
   }
-  double loop_seconds = Since(loop_start);
+  double loop_seconds = SecondsSince(loop_start);
   std::vector<double> all_loops(static_cast<size_t>(size));
   MPI_Igather(&loop_seconds, 1, MPI_DOUBLE, all_loops.data(), 1, MPI_DOUBLE, 0, MPI_COMM_WORLD,
               &request);
@@ -618,7 +615,7 @@ int RunShardedEmbed(const cli::EmbedArgs& a) {
                          {"count_lines", count_seconds},
                          {"gemm_choice", gemm_seconds}};
     json run = FinishRun(paths, plan, coordinator->reports(), all_loops, phases, size);
-    run["seconds"]["total"] = Since(t_start);
+    run["seconds"]["total"] = SecondsSince(t_start);
     WriteFileAtomically(paths.run, run.dump(1) + "\n");
     std::fprintf(
         stderr,
@@ -627,7 +624,7 @@ int RunShardedEmbed(const cli::EmbedArgs& a) {
         static_cast<long long>(plan.Sentences()), size, run["shards_this_run"].get<size_t>(),
         plan.ranges.size(), static_cast<long long>(run["tokens_this_run"].get<int64_t>()),
         run["tokens_per_second"].get<double>(), run["load_balance_max_over_mean"].get<double>(),
-        a.output.c_str(), Since(t_start), paths.run.string().c_str());
+        a.output.c_str(), SecondsSince(t_start), paths.run.string().c_str());
   }
   return 0;
 }

@@ -19,6 +19,7 @@
 #include "core/matrix.h"
 #include "core/memory.h"
 #include "core/random.h"
+#include "core/timing.h"
 #include "data/pairs.h"
 #include "io/checkpoint.h"
 #include "kernels/onednn.h"
@@ -29,10 +30,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using kernels::MatMulPrecision;
-
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 void Log(const BenchOptions& o, const std::string& line) {
   if (o.log) o.log(line);
@@ -96,7 +93,7 @@ double TimeForward(const SequenceModel& model, const TokenBatch& batch, MatMulPr
   fo.precision = precision;
   const auto t0 = Clock::now();
   model.Forward(batch, fo);
-  return Since(t0);
+  return SecondsSince(t0);
 }
 
 // Adds max(repetitions, 5) timed runs (after one warm-up) of y = x W^T with a random BF16 W [n, k]
@@ -118,7 +115,7 @@ void MeasureGemmPeak(const BenchOptions& o, GemmPeak& peak) {
   for (int r = 0; r < std::max(o.repetitions, 5); ++r) {
     const auto t0 = Clock::now();
     kernels::MatMulT(x.data(), peak.m, wm, y.data(), peak.precision);
-    peak.samples_s.push_back(Since(t0));
+    peak.samples_s.push_back(SecondsSince(t0));
   }
   if (!std::isfinite(y[0])) throw NumericError("GEMM peak: non-finite product");
   const double best = *std::min_element(peak.samples_s.begin(), peak.samples_s.end());
@@ -267,7 +264,7 @@ BenchReport RunBench(const BenchOptions& o) {
   eo.precision = o.precision;
   auto t0 = Clock::now();
   auto embedder = RwkvEmbedder::Load(o.model_dir, o.vocab, eo);
-  rep.load_s = Since(t0);
+  rep.load_s = SecondsSince(t0);
   const SequenceModel& model = embedder->model();
   const int64_t vocab = model.vocab_size();
   // Work per token is the same in any packing (see bench/flops.h).
@@ -378,7 +375,7 @@ BenchReport RunBench(const BenchOptions& o) {
       for (int r = 0; r < o.repetitions; ++r) {
         t0 = Clock::now();
         const EmbedResult res = embedder->Embed(sentences, request);
-        row.samples_s.push_back(Since(t0));
+        row.samples_s.push_back(SecondsSince(t0));
         row.tokens = res.tokens;
       }
       row.flops = flops(row.tokens);
@@ -395,7 +392,7 @@ BenchReport RunBench(const BenchOptions& o) {
           const std::string pair[2] = {dev.pairs[p].sentence1, dev.pairs[p].sentence2};
           t0 = Clock::now();
           const EmbedResult res = embedder->Embed(pair, request);
-          lat.samples_s.push_back(Since(t0));
+          lat.samples_s.push_back(SecondsSince(t0));
           lat.tokens += res.tokens;
         }
         lat.flops = flops(lat.tokens);

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/timing.h"
 #include "data/pairs.h"
 #include "model/layer_spec.h"
 #include "report/plots.h"
@@ -20,19 +21,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-std::string UtcNow() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string Fmt(const char* format, double v) {
   if (!std::isfinite(v)) return "-";
@@ -243,7 +231,7 @@ AblationStudy RunAblationStudy(const AblationStudyOptions& o, RunInfo run) {
   const metrics::ResampleOptions rs{o.bootstrap, o.seed, o.level};
   auto t0 = Clock::now();
   study.intact = Evaluate(*embedder, "rwkv", layers, data, o);
-  const double per_pass = Since(t0);
+  const double per_pass = SecondsSince(t0);
   Log(o, "ablate: intact model: " + Duration(per_pass) + " (" +
              std::to_string(study.intact.splits.front().tokens) + " tokens); the " +
              std::to_string(n) + " ablations should take about " + Duration(per_pass * n) +
@@ -256,9 +244,9 @@ AblationStudy RunAblationStudy(const AblationStudyOptions& o, RunInfo run) {
     r.result = Evaluate(*embedder, "rwkv[" + r.name + "]", layers, data, o);
     r.result.description += "; ABLATED: " + r.name;
     if (o.bootstrap > 0) r.vs_intact = VsIntact(r.result, study.intact, o.split, rs);
-    const double elapsed = Since(t_start);
+    const double elapsed = SecondsSince(t_start);
     Log(o, "ablate: [" + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + r.name + " " +
-               Duration(Since(t0)) + ", elapsed " + Duration(elapsed) + ", about " +
+               Duration(SecondsSince(t0)) + ", elapsed " + Duration(elapsed) + ", about " +
                Duration(elapsed / static_cast<double>(i + 2) * static_cast<double>(n - i - 1)) +
                " left");
   }
@@ -289,7 +277,7 @@ AblationStudy RunAblationStudy(const AblationStudyOptions& o, RunInfo run) {
         "The model has random weights (a test model): these deltas measure the harness, not "
         "RWKV.");
   }
-  run.evaluation_seconds = Since(t_start);
+  run.evaluation_seconds = SecondsSince(t_start);
   study.run = std::move(run);
   return study;
 }

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/timing.h"
 #include "data/pairs.h"
 #include "eval/resources.h"
 #include "model/layer_spec.h"
@@ -21,10 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 std::string Fixed(double v, int digits = 4) {
   if (!std::isfinite(v)) return "–";
@@ -130,7 +127,7 @@ LayerAnalysis AnalyzeLayers(RwkvEmbedder& embedder, std::span<const std::string>
                                 int64_t T) {
     const auto t = Clock::now();
     stats.Add(text, layer, first, rows, T);
-    a.token_seconds += Since(t);
+    a.token_seconds += SecondsSince(t);
   };
   EmbedRequest request;
   request.layers = layers;
@@ -139,8 +136,8 @@ LayerAnalysis AnalyzeLayers(RwkvEmbedder& embedder, std::span<const std::string>
   const EmbedResult pooled = embedder.EmbedTokens(std::move(ids), request, token_options);
   const auto tf = Clock::now();
   stats.Finish();
-  a.token_seconds += Since(tf);
-  a.forward_seconds = Since(t0);
+  a.token_seconds += SecondsSince(tf);
+  a.forward_seconds = SecondsSince(t0);
 
   const auto td = Clock::now();
   const std::vector<LayerInfo> infos = embedder.DescribeLayers();
@@ -155,11 +152,11 @@ LayerAnalysis AnalyzeLayers(RwkvEmbedder& embedder, std::span<const std::string>
     FillDatasetStatistics(pooled.embeddings[i], pooled.empty, options.alpha, &row);
     a.layers.push_back(std::move(row));
   }
-  a.dataset_seconds = Since(td);
+  a.dataset_seconds = SecondsSince(td);
   if (options.weights) {
     const auto tw = Clock::now();
     a.weights = AnalyzeWeights(m);
-    a.weight_seconds = Since(tw);
+    a.weight_seconds = SecondsSince(tw);
   }
   a.peak_rss_kib = eval::PeakRssKib();
   return a;

@@ -14,6 +14,7 @@
 #include "baselines/sif_embedder.h"
 #include "baselines/word_vectors.h"
 #include "core/error.h"
+#include "core/timing.h"
 #include "eval/resources.h"
 #include "methods/attention_pooling.h"
 #include "methods/method_spec.h"
@@ -33,19 +34,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-std::string UtcNow() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 struct TaskData {
   std::vector<PairDataset> splits;
@@ -77,8 +65,9 @@ void RunMethod(Embedder& embedder, const std::string& method, double load_second
     r.method = method;
     r.load_seconds = load_seconds;
     r.peak_rss_isolated = isolated;
-    Log(o, method + " on " + (*tasks)[t].task + ": " + std::to_string(Since(t0)).substr(0, 6) +
-               " s, peak RSS " + std::to_string(r.peak_rss_kib / 1024) + " MiB");
+    Log(o, method + " on " + (*tasks)[t].task + ": " +
+               std::to_string(SecondsSince(t0)).substr(0, 6) + " s, peak RSS " +
+               std::to_string(r.peak_rss_kib / 1024) + " MiB");
     (*tasks)[t].methods.push_back(std::move(r));
   }
 }
@@ -184,7 +173,7 @@ void RunPoolingMethods(const std::shared_ptr<RwkvEmbedder>& model, const std::st
       std::vector<TaskData> one = {data[t]};
       std::vector<TaskResults> res(1);
       res[0].task = (*tasks)[t].task;
-      RunMethod(*e, base + "/" + spec, Since(t0), isolated, method_layers, o, one, &res);
+      RunMethod(*e, base + "/" + spec, SecondsSince(t0), isolated, method_layers, o, one, &res);
       eval::MethodResult& r = res[0].methods[0];
       r.pooling_of = base;
       r.fitted_on = fitted;
@@ -213,7 +202,7 @@ void RunTaskHeads(const std::filesystem::path& path, const std::string& method,
     ApplyAblations(o.ablations, e->backbone());
     const std::string head_method = method + "/head-" + name;
     Log(o, head_method + ": EmbeddingRWKV " + name + " head, eos mode " + o.eos_mode);
-    RunMethod(*e, head_method, Since(t0), isolated, e->Layers(), o, data, tasks);
+    RunMethod(*e, head_method, SecondsSince(t0), isolated, e->Layers(), o, data, tasks);
     for (TaskResults& t : *tasks) {
       t.methods.back().description +=
           "; EmbeddingRWKV task head '" + name + "', eos mode " + o.eos_mode;
@@ -374,7 +363,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
     const auto t0 = Clock::now();
     auto vectors =
         std::make_shared<const baselines::WordVectors>(baselines::WordVectors::LoadText(o.glove));
-    const double load = Since(t0);
+    const double load = SecondsSince(t0);
     vectors_note = std::to_string(vectors->dim()) + "d word vectors " + o.glove.string() + " (" +
                    std::to_string(vectors->size()) + " words)";
     Log(o, "glove: loaded " + vectors_note + " in " + std::to_string(load) + " s");
@@ -401,7 +390,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
         std::vector<TaskData> one = {data[t]};
         std::vector<TaskResults> res(1);
         res[0].task = out.tasks[t].task;
-        RunMethod(sif, "sif", load + Since(tf), sif_isolated, {}, o, one, &res);
+        RunMethod(sif, "sif", load + SecondsSince(tf), sif_isolated, {}, o, one, &res);
         res[0].methods[0].description +=
             "; fitted on " + data[t].fit->task + " " + data[t].fit->split;
         out.tasks[t].methods.push_back(std::move(res[0].methods[0]));
@@ -438,7 +427,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
       const auto t0 = Clock::now();
       std::shared_ptr<RwkvEmbedder> model = RwkvEmbedder::Load(path, o.vocab, ro, {}, o.tokenizer);
       ApplyAblations(o.ablations, *model);
-      const double load = Since(t0);
+      const double load = SecondsSince(t0);
       const SequenceModel& m = model->model();
       layers = ParseLayerSpec(o.layers, m.layer_numbering(), o.hf_index);
       const std::string note = std::string(m.Architecture() == "rwkv7" ? "RWKV-7" : "RWKV-6") +
@@ -478,7 +467,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
       if (vocab.empty() && o.tokenizer == TokenizerKind::kWorld) vocab = DefaultVocabFor(path);
       auto random = RwkvEmbedder::Load(dir, vocab, ro, {}, o.tokenizer);
       ApplyAblations(o.ablations, *random);
-      const double load = Since(t0);
+      const double load = SecondsSince(t0);
       RunMethod(*random, control, load, isolated, layers, o, data, &out.tasks);
       for (TaskResults& t : out.tasks) {
         t.methods.back().control_of = method;
@@ -617,7 +606,7 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
                          AblationsName(o.ablations) +
                          " (model/ablation.h); its scores are not those of the intact model.");
   }
-  run.evaluation_seconds = Since(t_start);
+  run.evaluation_seconds = SecondsSince(t_start);
   out.run = std::move(run);
   return out;
 }
