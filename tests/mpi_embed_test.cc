@@ -27,28 +27,10 @@ TEST(MpiEmbedTest, NotBuilt) {
 }
 #else
 
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-struct ShellRun {
-  int exit_code = -1;
-  std::string err;
-};
-
-// `command` through the shell, stderr captured.
-ShellRun Shell(const std::string& command, const fs::path& dir) {
-  const fs::path err = dir / "stderr.txt";
-  const int status = std::system((command + " >/dev/null 2>" + Quote(err.string())).c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, Slurp(err)};
-}
+using testing::ReadFile;
+using testing::RunShell;
+using testing::ShellQuote;
+using testing::ShellRun;
 
 // The 100 test sentences: a byte order mark, "\r\n" endings, several scripts, no final '\n'.
 std::string InputText() {
@@ -81,27 +63,29 @@ class MpiEmbedTest : public ::testing::Test {
   // `mpirun -np N` (Open MPI: several ranks on this one machine; root needs the flag).
   static std::string Mpirun(int ranks) {
     // Containers often forbid the cross-process memory reads of Open MPI's shared-memory copies.
-    std::string s =
-        Quote(RWKV_EMBED_MPIEXEC) + " --oversubscribe --mca btl_vader_single_copy_mechanism none";
+    std::string s = ShellQuote(RWKV_EMBED_MPIEXEC) +
+                    " --oversubscribe --mca btl_vader_single_copy_mechanism none";
     if (::geteuid() == 0) s += " --allow-run-as-root";
     return s + " -np " + std::to_string(ranks);
   }
   std::string EmbedArgs(const fs::path& out, const std::string& extra = "") const {
-    return " embed --model " + Quote(model_.string()) + " --input " + Quote(input_.string()) +
-           " --output " + Quote(out.string()) + " --layers all --threads 1 " + extra;
+    return " embed --model " + ShellQuote(model_.string()) + " --input " +
+           ShellQuote(input_.string()) + " --output " + ShellQuote(out.string()) +
+           " --layers all --threads 1 " + extra;
   }
   static std::string WithCache(const fs::path& cache) {
-    return "env RWKV_EMBED_CACHE_DIR=" + Quote(cache.string()) + " ";
+    return "env RWKV_EMBED_CACHE_DIR=" + ShellQuote(cache.string()) + " ";
   }
   // Plain rwkv-embed, GEMM paths from `cache`.
   ShellRun Single(const fs::path& out, const fs::path& cache) const {
-    return Shell(WithCache(cache) + Quote(testing::CliPath().string()) + EmbedArgs(out), dir_);
+    return RunShell(WithCache(cache) + ShellQuote(testing::CliPath().string()) + EmbedArgs(out),
+                    dir_);
   }
   ShellRun Mpi(int ranks, const fs::path& out, const fs::path& cache,
                const std::string& extra = "--shard-bytes 97") const {
-    return Shell(WithCache(cache) + Mpirun(ranks) + " " + Quote(RWKV_EMBED_MPI_CLI_PATH) +
-                     EmbedArgs(out, extra),
-                 dir_);
+    return RunShell(WithCache(cache) + Mpirun(ranks) + " " + ShellQuote(RWKV_EMBED_MPI_CLI_PATH) +
+                        EmbedArgs(out, extra),
+                    dir_);
   }
 
   // A GEMM cache in a fresh folder under dir_ that names `path` for every weight shape of the
@@ -138,18 +122,18 @@ class MpiEmbedTest : public ::testing::Test {
   fs::path model_, dir_, input_;
 };
 
-nlohmann::json ReadJson(const fs::path& p) { return nlohmann::json::parse(Slurp(p)); }
+nlohmann::json ReadJson(const fs::path& p) { return nlohmann::json::parse(ReadFile(p)); }
 
 TEST_F(MpiEmbedTest, BitIdenticalToOneProcessForOneTwoAndThreeRanks) {
   const fs::path cache = CacheChoosing(AvailablePaths()[0], "cache");
   const ShellRun single = Single(dir_ / "single.npy", cache);
   ASSERT_EQ(single.exit_code, 0) << single.err;
-  const std::string want = Slurp(dir_ / "single.npy");
+  const std::string want = ReadFile(dir_ / "single.npy");
   for (int ranks : {1, 2, 3}) {
     const fs::path out = dir_ / ("mpi" + std::to_string(ranks) + ".npy");
     const ShellRun r = Mpi(ranks, out, cache);
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_TRUE(Slurp(out) == want) << ranks << " ranks: output differs from rwkv-embed embed";
+    EXPECT_TRUE(ReadFile(out) == want) << ranks << " ranks: output differs from rwkv-embed embed";
     // Nothing left beside the output; the accounting adds up.
     EXPECT_FALSE(fs::exists(out.string() + ".shards.partial"));
     EXPECT_FALSE(fs::exists(out.string() + ".shards.json"));
@@ -186,16 +170,17 @@ TEST_F(MpiEmbedTest, EveryRankMultipliesWithRankZerosGemmChoices) {
   for (size_t i = 1; i < paths.size() && cache_b.empty(); ++i) {
     const fs::path cache = CacheChoosing(paths[i], "cache_" + std::to_string(i));
     ASSERT_EQ(Single(dir_ / "b.npy", cache).exit_code, 0);
-    if (Slurp(dir_ / "b.npy") != Slurp(dir_ / "a.npy")) cache_b = cache;
+    if (ReadFile(dir_ / "b.npy") != ReadFile(dir_ / "a.npy")) cache_b = cache;
   }
   if (cache_b.empty()) GTEST_SKIP() << "every GEMM path gives the same bits here: nothing to tell";
   const fs::path out = dir_ / "mixed.npy";
-  const std::string rank_args = Quote(RWKV_EMBED_MPI_CLI_PATH) + EmbedArgs(out, "--shard-bytes 61");
-  const ShellRun r = Shell(Mpirun(1) + " " + WithCache(cache_a) + rank_args + " : -np 2 " +
-                               WithCache(cache_b) + rank_args,
-                           dir_);
+  const std::string rank_args =
+      ShellQuote(RWKV_EMBED_MPI_CLI_PATH) + EmbedArgs(out, "--shard-bytes 61");
+  const ShellRun r = RunShell(Mpirun(1) + " " + WithCache(cache_a) + rank_args + " : -np 2 " +
+                                  WithCache(cache_b) + rank_args,
+                              dir_);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(Slurp(out) == Slurp(dir_ / "a.npy")) << "a rank used its own GEMM choice";
+  EXPECT_TRUE(ReadFile(out) == ReadFile(dir_ / "a.npy")) << "a rank used its own GEMM choice";
   const auto run = ReadJson(out.string() + ".run.json");
   for (const auto& k : run["per_rank"]) EXPECT_GT(k["shards"].get<int>(), 0) << k.dump();
   for (const auto& g : run["gemm_choices"]) {
@@ -211,9 +196,9 @@ TEST_F(MpiEmbedTest, ARankKilledMidRunLosesNothingAndTheRerunDoesOnlyTheMissingS
                     manifest = out.string() + ".shards.json";
   // Rank 1 dies (SIGKILL) once rank 0 has recorded its first shard; mpirun ends the job.
   const ShellRun killed =
-      Shell("env RWKV_EMBED_MPI_TEST_KILL=1:1 " + WithCache(cache) + Mpirun(3) + " " +
-                Quote(RWKV_EMBED_MPI_CLI_PATH) + EmbedArgs(out, "--shard-bytes 23"),
-            dir_);
+      RunShell("env RWKV_EMBED_MPI_TEST_KILL=1:1 " + WithCache(cache) + Mpirun(3) + " " +
+                   ShellQuote(RWKV_EMBED_MPI_CLI_PATH) + EmbedArgs(out, "--shard-bytes 23"),
+               dir_);
   EXPECT_NE(killed.exit_code, 0) << killed.err;
   EXPECT_FALSE(fs::exists(out)) << "an interrupted run left a file under the final name";
   ASSERT_TRUE(fs::exists(data));
@@ -232,7 +217,7 @@ TEST_F(MpiEmbedTest, ARankKilledMidRunLosesNothingAndTheRerunDoesOnlyTheMissingS
   // The rerun (two ranks, other shard-size option: the manifest's plan wins) finishes the job.
   const ShellRun rerun = Mpi(2, out, cache);
   ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
-  EXPECT_TRUE(Slurp(out) == Slurp(dir_ / "single.npy")) << "resumed output differs";
+  EXPECT_TRUE(ReadFile(out) == ReadFile(dir_ / "single.npy")) << "resumed output differs";
   EXPECT_FALSE(fs::exists(data));
   EXPECT_FALSE(fs::exists(manifest));
   const auto run = ReadJson(out.string() + ".run.json");
@@ -251,17 +236,19 @@ TEST_F(MpiEmbedTest, OtherArchitecturesAreBitIdenticalToo) {
       ADD_FAILURE() << "shared file absent: " << model;
       continue;
     }
-    const std::string args = " embed --model " + Quote(m.string()) + " --input " +
-                             Quote(input_.string()) + " --threads 1 --gemm-path " + path;
+    const std::string args = " embed --model " + ShellQuote(m.string()) + " --input " +
+                             ShellQuote(input_.string()) + " --threads 1 --gemm-path " + path;
     const fs::path single = dir_ / "single.npy", mpi = dir_ / "mpi.npy";
-    const ShellRun a = Shell(
-        Quote(testing::CliPath().string()) + args + " --output " + Quote(single.string()), dir_);
+    const ShellRun a = RunShell(
+        ShellQuote(testing::CliPath().string()) + args + " --output " + ShellQuote(single.string()),
+        dir_);
     ASSERT_EQ(a.exit_code, 0) << model << ": " << a.err;
-    const ShellRun b = Shell(Mpirun(2) + " " + Quote(RWKV_EMBED_MPI_CLI_PATH) + args +
-                                 " --shard-bytes 150 --output " + Quote(mpi.string()),
-                             dir_);
+    const ShellRun b = RunShell(Mpirun(2) + " " + ShellQuote(RWKV_EMBED_MPI_CLI_PATH) + args +
+                                    " --shard-bytes 150 --output " + ShellQuote(mpi.string()),
+                                dir_);
     ASSERT_EQ(b.exit_code, 0) << model << ": " << b.err;
-    EXPECT_TRUE(Slurp(single) == Slurp(mpi)) << model << ": 2 ranks differ from rwkv-embed embed";
+    EXPECT_TRUE(ReadFile(single) == ReadFile(mpi))
+        << model << ": 2 ranks differ from rwkv-embed embed";
   }
 }
 
@@ -280,10 +267,11 @@ TEST_F(MpiEmbedTest, ABadLineIsNamedAsByPlainEmbedAndEndsTheJob) {
   EXPECT_NE(r.err.find(named + " is empty"), std::string::npos) << named << "\n" << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "out.npy"));
   // stdin cannot be shared between ranks, nor can JSON lines be placed by offset.
-  const ShellRun from_stdin = Shell(Mpirun(2) + " " + Quote(RWKV_EMBED_MPI_CLI_PATH) +
-                                        " embed --model " + Quote(model_.string()) + " --output " +
-                                        Quote((dir_ / "x.npy").string()) + " </dev/null",
-                                    dir_);
+  const ShellRun from_stdin =
+      RunShell(Mpirun(2) + " " + ShellQuote(RWKV_EMBED_MPI_CLI_PATH) + " embed --model " +
+                   ShellQuote(model_.string()) + " --output " +
+                   ShellQuote((dir_ / "x.npy").string()) + " </dev/null",
+               dir_);
   EXPECT_EQ(from_stdin.exit_code, 2) << from_stdin.err;
   EXPECT_NE(from_stdin.err.find("--input must be a file"), std::string::npos) << from_stdin.err;
 }

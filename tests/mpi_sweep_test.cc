@@ -28,27 +28,10 @@ TEST(MpiSweepTest, NotBuilt) {
 }
 #else
 
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-struct ShellRun {
-  int exit_code = -1;
-  std::string err;
-};
-
-ShellRun Shell(const std::string& command, const fs::path& dir) {
-  const fs::path err = dir / "stderr.txt";
-  const int status = std::system((command + " >/dev/null 2>" + Quote(err.string())).c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, Slurp(err)};
-}
+using testing::ReadFile;
+using testing::RunShell;
+using testing::ShellQuote;
+using testing::ShellRun;
 
 void CopyHead(const fs::path& from, const fs::path& to, int lines) {
   fs::create_directories(to.parent_path());
@@ -99,34 +82,37 @@ class MpiSweepTest : public ::testing::Test {
   }
 
   static std::string Mpirun(int ranks) {
-    std::string s =
-        Quote(RWKV_EMBED_MPIEXEC) + " --oversubscribe --mca btl_vader_single_copy_mechanism none";
+    std::string s = ShellQuote(RWKV_EMBED_MPIEXEC) +
+                    " --oversubscribe --mca btl_vader_single_copy_mechanism none";
     if (::geteuid() == 0) s += " --allow-run-as-root";
     return s + " -np " + std::to_string(ranks);
   }
   static std::string WithCache(const fs::path& cache) {
-    return "env RWKV_EMBED_CACHE_DIR=" + Quote(cache.string()) + " ";
+    return "env RWKV_EMBED_CACHE_DIR=" + ShellQuote(cache.string()) + " ";
   }
   static fs::path Model(const std::string& name) {
     return testing::SharedFile("models/" + name + "/config.json").parent_path();
   }
   // Two models (RWKV-6, RWKV-7), GloVe, SIF, random controls: groups 0, 1, 2.
   std::string Methods() const {
-    return " --model " + Quote(Model("tiny-rwkv6-f32").string()) + " --model " +
-           Quote(Model("tiny-rwkv7-f32").string()) + " --glove " +
-           Quote(testing::SharedFile("vectors/glove.6B.100d.mrpc-stsb.txt").string()) +
-           " --data-dir " + Quote(data_.string()) + " --subset-size 15 --bootstrap 50 --threads 1 ";
+    return " --model " + ShellQuote(Model("tiny-rwkv6-f32").string()) + " --model " +
+           ShellQuote(Model("tiny-rwkv7-f32").string()) + " --glove " +
+           ShellQuote(testing::SharedFile("vectors/glove.6B.100d.mrpc-stsb.txt").string()) +
+           " --data-dir " + ShellQuote(data_.string()) +
+           " --subset-size 15 --bootstrap 50 --threads 1 ";
   }
   std::string Reproduce(const fs::path& out, const std::string& extra) const {
-    return " reproduce" + Methods() + "--train-subset 20 --out " + Quote(out.string()) + " " +
+    return " reproduce" + Methods() + "--train-subset 20 --out " + ShellQuote(out.string()) + " " +
            extra;
   }
   std::string Eval(const fs::path& out, const std::string& extra) const {
     return " eval" + Methods() + "--sif --random-control --task mrpc --split dev --output " +
-           Quote(out.string()) + " " + extra;
+           ShellQuote(out.string()) + " " + extra;
   }
-  static std::string Single() { return Quote(testing::CliPath().string()); }
-  static std::string Mpi(int ranks) { return Mpirun(ranks) + " " + Quote(RWKV_EMBED_MPI_CLI_PATH); }
+  static std::string Single() { return ShellQuote(testing::CliPath().string()); }
+  static std::string Mpi(int ranks) {
+    return Mpirun(ranks) + " " + ShellQuote(RWKV_EMBED_MPI_CLI_PATH);
+  }
 
   // A GEMM cache in a fresh folder naming `path` for every weight shape of both models.
   fs::path CacheChoosing(kernels::GemmPath path, const std::string& name) const {
@@ -162,20 +148,20 @@ class MpiSweepTest : public ::testing::Test {
   fs::path dir_, data_;
 };
 
-json ReadJson(const fs::path& p) { return json::parse(Slurp(p)); }
+json ReadJson(const fs::path& p) { return json::parse(ReadFile(p)); }
 
 constexpr const char* kRunName = "tiny-rwkv6-f32+tiny-rwkv7-f32";
 
 TEST_F(MpiSweepTest, ReproduceOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
   const std::string gemm = "--gemm-path " + std::string(kernels::GemmPathName(AvailablePaths()[0]));
-  const ShellRun single = Shell(Single() + Reproduce(dir_ / "single", gemm), dir_);
+  const ShellRun single = RunShell(Single() + Reproduce(dir_ / "single", gemm), dir_);
   ASSERT_EQ(single.exit_code, 0) << single.err;
   const fs::path want = dir_ / "single" / kRunName;
   // 2 ranks dealt dynamically (who runs what varies), 3 ranks round robin (known).
   for (int ranks : {2, 3}) {
     const fs::path out = dir_ / ("mpi" + std::to_string(ranks));
     const std::string schedule = ranks == 3 ? " --schedule round-robin" : "";
-    const ShellRun r = Shell(Mpi(ranks) + Reproduce(out, gemm + schedule), dir_);
+    const ShellRun r = RunShell(Mpi(ranks) + Reproduce(out, gemm + schedule), dir_);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     if (ranks == 3) {  // the groups really ran on other ranks (their progress lines say so)
       EXPECT_NE(r.err.find("[rank 1] rwkv:tiny-rwkv6-f32 on mrpc"), std::string::npos) << r.err;
@@ -199,7 +185,7 @@ TEST_F(MpiSweepTest, ReproduceOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
     std::sort(a_files.begin(), a_files.end());
     std::sort(b_files.begin(), b_files.end());
     EXPECT_EQ(a_files, b_files);
-    const std::string report = Slurp(out / kRunName / "report.md");
+    const std::string report = ReadFile(out / kRunName / "report.md");
     EXPECT_NE(report.find("Table 1"), std::string::npos);
   }
 }
@@ -207,13 +193,13 @@ TEST_F(MpiSweepTest, ReproduceOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
 // Four ranks for three groups: rank 3 evaluates nothing and still takes part in the gathering.
 TEST_F(MpiSweepTest, EvalOnThreeAndFourRanksWritesWhatOneProcessWrites) {
   const std::string gemm = "--gemm-path " + std::string(kernels::GemmPathName(AvailablePaths()[0]));
-  const ShellRun single = Shell(Single() + Eval(dir_ / "single.json", gemm), dir_);
+  const ShellRun single = RunShell(Single() + Eval(dir_ / "single.json", gemm), dir_);
   ASSERT_EQ(single.exit_code, 0) << single.err;
   const json a = ReadJson(dir_ / "single.json");
   EXPECT_EQ(a["methods"].size(), 6u);
   for (int ranks : {3, 4}) {
     const fs::path out = dir_ / ("mpi" + std::to_string(ranks) + ".json");
-    const ShellRun r = Shell(Mpi(ranks) + Eval(out, gemm), dir_);
+    const ShellRun r = RunShell(Mpi(ranks) + Eval(out, gemm), dir_);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(Comparable(a) == Comparable(ReadJson(out)))
         << ranks << " ranks differ from rwkv-embed eval";
@@ -228,18 +214,18 @@ TEST_F(MpiSweepTest, EveryRankMultipliesWithRankZerosGemmChoices) {
   const auto paths = AvailablePaths();
   ASSERT_FALSE(paths.empty());
   const fs::path cache_a = CacheChoosing(paths[0], "cache_a");
-  ASSERT_EQ(Shell(WithCache(cache_a) + Single() + Eval(dir_ / "a.json", ""), dir_).exit_code, 0);
+  ASSERT_EQ(RunShell(WithCache(cache_a) + Single() + Eval(dir_ / "a.json", ""), dir_).exit_code, 0);
   const json a = Comparable(ReadJson(dir_ / "a.json"));
   fs::path cache_b;
   for (size_t i = 1; i < paths.size() && cache_b.empty(); ++i) {
     const fs::path cache = CacheChoosing(paths[i], "cache_" + std::to_string(i));
-    ASSERT_EQ(Shell(WithCache(cache) + Single() + Eval(dir_ / "b.json", ""), dir_).exit_code, 0);
+    ASSERT_EQ(RunShell(WithCache(cache) + Single() + Eval(dir_ / "b.json", ""), dir_).exit_code, 0);
     if (Comparable(ReadJson(dir_ / "b.json"))["scores"] != a["scores"]) cache_b = cache;
   }
   if (cache_b.empty())
     GTEST_SKIP() << "every GEMM path gives the same scores here: nothing to tell";
-  const std::string args = Quote(RWKV_EMBED_MPI_CLI_PATH) + Eval(dir_ / "mixed.json", "");
-  const ShellRun r = Shell(
+  const std::string args = ShellQuote(RWKV_EMBED_MPI_CLI_PATH) + Eval(dir_ / "mixed.json", "");
+  const ShellRun r = RunShell(
       Mpirun(1) + " " + WithCache(cache_a) + args + " : -np 2 " + WithCache(cache_b) + args, dir_);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Comparable(ReadJson(dir_ / "mixed.json")) == a) << "a rank used its own GEMM choice";
@@ -256,13 +242,13 @@ TEST_F(MpiSweepTest, AnErrorOnAnotherRankEndsTheJobAndLeavesNoOutputFolder) {
   }
   fs::resize_file(broken / "model.safetensors", fs::file_size(broken / "model.safetensors") / 2);
   std::string args = Reproduce(dir_ / "OUT", "--gemm-path portable");
-  const std::string good = Quote(Model("tiny-rwkv6-f32").string());
-  args.replace(args.find(good), good.size(), Quote(broken.string()));
+  const std::string good = ShellQuote(Model("tiny-rwkv6-f32").string());
+  args.replace(args.find(good), good.size(), ShellQuote(broken.string()));
   const std::string mpi_args = args + " --schedule round-robin";
-  const ShellRun single = Shell(Single() + args, dir_);
+  const ShellRun single = RunShell(Single() + args, dir_);
   ASSERT_NE(single.exit_code, 0);
   EXPECT_FALSE(fs::exists(dir_ / "OUT"));
-  const ShellRun r = Shell(Mpi(2) + mpi_args, dir_);
+  const ShellRun r = RunShell(Mpi(2) + mpi_args, dir_);
   EXPECT_EQ(r.exit_code, single.exit_code) << r.err;
   EXPECT_NE(r.err.find("error (rank 1 of 2)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("model.safetensors"), std::string::npos) << r.err;

@@ -27,17 +27,21 @@ std::filesystem::path SharedFile(const std::string& relative) {
 
 std::filesystem::path CliPath() { return RWKV_EMBED_CLI_PATH; }
 
-namespace {
 std::string ShellQuote(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return q + "'";
 }
-std::string Slurp(const std::filesystem::path& p) {
+std::string ReadFile(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), {}};
 }
-}  // namespace
+
+ShellRun RunShell(const std::string& command, const std::filesystem::path& dir) {
+  const std::filesystem::path err = dir / "stderr.txt";
+  const int status = std::system((command + " >/dev/null 2>" + ShellQuote(err.string())).c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ReadFile(err)};
+}
 
 CliRun RunCli(const std::vector<std::string>& args, const std::string& stdin_text) {
   const auto dir =
@@ -51,8 +55,8 @@ CliRun RunCli(const std::vector<std::string>& args, const std::string& stdin_tex
   const int status = std::system(cmd.c_str());
   CliRun r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = Slurp(dir / "stdout");
-  r.err = Slurp(dir / "stderr");
+  r.out = ReadFile(dir / "stdout");
+  r.err = ReadFile(dir / "stderr");
   std::filesystem::remove_all(dir);
   return r;
 }

@@ -20,6 +20,18 @@ std::filesystem::path SharedFile(const std::string& relative);
 // Path of the built rwkv-embed CLI (for end-to-end tests).
 std::filesystem::path CliPath();
 
+// `s` single-quoted for the shell.
+std::string ShellQuote(const std::string& s);
+// The whole file as bytes ("" when it cannot be read).
+std::string ReadFile(const std::filesystem::path& p);
+
+// `command` through the shell with stdout discarded and stderr captured (in dir/stderr.txt).
+struct ShellRun {
+  int exit_code = -1;
+  std::string err;
+};
+ShellRun RunShell(const std::string& command, const std::filesystem::path& dir);
+
 // Runs the CLI with `args` (shell-quoted here), feeding `stdin_text`; captures both streams.
 struct CliRun {
   int exit_code = -1;
