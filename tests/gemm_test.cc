@@ -14,6 +14,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "kernels/dispatch.h"
+#include "kernels/gemm_internal.h"
 
 namespace rwkv_embed::kernels {
 namespace {
@@ -298,6 +299,37 @@ TEST(GemmTest, ForcedPathIsUsedAndCapsTheOtherKernels) {
   ForceGemmPath(GemmPath::kAuto);
   EXPECT_EQ(ForcedGemmPath(), GemmPath::kAuto);
   EXPECT_EQ(ActiveKernelIsa(), BestKernelIsa());
+}
+
+// A server's packed batches bring a new m with almost every batch; each oneDNN primitive holds its
+// JIT-compiled kernels, so the cache must stay bounded, and a primitive evicted and made again
+// must give the same bits.
+TEST(GemmTest, OneDnnPrimitiveCacheStaysBoundedAndRecreatesIdentically) {
+  const int64_t rows = 3 * static_cast<int64_t>(internal::kOneDnnPrimitiveCacheCapacity);
+  const Problem p(rows, 24, 40, 11);
+  bool ran = false;
+  for (GemmPath path : {GemmPath::kOneDnnF32, GemmPath::kOneDnnBf16}) {
+    if (!GemmPathAvailable(path)) {
+      std::printf("[gemm] %s skipped: not available on this CPU/build\n",
+                  std::string(GemmPathName(path)).c_str());
+      continue;
+    }
+    ran = true;
+    const DType t = path == GemmPath::kOneDnnF32 ? DType::kF32 : DType::kBF16;
+    const MatMulPrecision q =
+        path == GemmPath::kOneDnnF32 ? MatMulPrecision::kF32 : MatMulPrecision::kBF16;
+    std::vector<float> first(5 * p.n), again(5 * p.n), y(rows * p.n);
+    MatMulTWithPath(path, p.x.data(), 5, p.Weights(t), first.data(), q);
+    for (int64_t m = 1; m <= rows; ++m) {
+      MatMulTWithPath(path, p.x.data(), m, p.Weights(t), y.data(), q);
+      ASSERT_LE(internal::OneDnnCachedPrimitives(), internal::kOneDnnPrimitiveCacheCapacity)
+          << GemmPathName(path) << " m=" << m;
+    }
+    EXPECT_EQ(internal::OneDnnCachedPrimitives(), internal::kOneDnnPrimitiveCacheCapacity);
+    MatMulTWithPath(path, p.x.data(), 5, p.Weights(t), again.data(), q);  // evicted long ago
+    EXPECT_EQ(first, again) << GemmPathName(path);
+  }
+  if (!ran) GTEST_SKIP() << "no oneDNN path available in this build/CPU";
 }
 
 std::string PathTestName(const ::testing::TestParamInfo<GemmPath>& param) {

@@ -27,6 +27,10 @@ void GemmAmxBf16(const float* x, int64_t m, const WeightMatrix& w, float* y, int
 // rounded to BF16, else F32 weights and x. Available only where OneDnnAvailable(bf16).
 bool OneDnnAvailable(bool bf16);
 void GemmOneDnn(const float* x, int64_t m, const WeightMatrix& w, float* y, bool bf16);
+// At most this many oneDNN primitives (one per (m, n, k, dtype)) are kept; OneDnnCachedPrimitives
+// says how many are now (0 without oneDNN).
+inline constexpr size_t kOneDnnPrimitiveCacheCapacity = 64;
+size_t OneDnnCachedPrimitives();
 
 // The measured choice for this problem (gemm_autotune.cc): looked up, or measured now.
 GemmPath AutotunedPath(int64_t m, const WeightMatrix& w, MatMulPrecision precision);
