@@ -387,6 +387,19 @@ TEST_F(MpiSweepTest, AblateOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
       EXPECT_NE(r.err.find("[rank 2] ablate: [2/5] skip-tmix:2"), std::string::npos) << r.err;
     }
   }
+  // A bad plan (block 3 of a 2-block model) ends the job as it ends one process: same exit code
+  // and message, no output.
+  const std::string bad = " ablate --model " + ShellQuote(Model("tiny-rwkv6-f32").string()) +
+                          " --data-dir " + ShellQuote(data_.string()) +
+                          " --grid tmix --blocks 3 --gemm-path portable --output " +
+                          ShellQuote((dir_ / "bad.json").string());
+  const ShellRun one = RunShell(Single() + bad, dir_);
+  EXPECT_EQ(one.exit_code, 2) << one.err;
+  const ShellRun job = RunShell(Mpi(2) + bad, dir_);
+  EXPECT_EQ(job.exit_code, one.exit_code) << job.err;
+  EXPECT_NE(job.err.find("error (rank "), std::string::npos) << job.err;
+  EXPECT_NE(job.err.find("block 3 is beyond the model's 2 blocks"), std::string::npos) << job.err;
+  EXPECT_FALSE(fs::exists(dir_ / "bad.json"));
 }
 
 #endif  // RWKV_EMBED_MPI_CLI_PATH
