@@ -1,9 +1,11 @@
-// rwkv-embed-mpi eval / reproduce under mpirun (apps/mpi/sweep.cc): the methods dealt over the
-// ranks, gathered on rank 0, written as one process writes them — every number identical to plain
-// `rwkv-embed` with the same GEMM paths. Skipped when MPI was not built.
+// rwkv-embed-mpi eval / reproduce / ablate under mpirun (apps/mpi/sweep.cc): the method groups or
+// ablation passes dealt over the ranks, gathered on rank 0, written as one process writes them —
+// every number identical to plain `rwkv-embed` with the same GEMM paths — plus the sweep's "mpi"
+// accounting. Skipped when MPI was not built.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -42,13 +44,21 @@ void CopyHead(const fs::path& from, const fs::path& to, int lines) {
 }
 
 // What may differ between two runs of the same evaluation: when, how fast, how much memory, the
-// command line, and the random control's scratch folder (a pid in its name) in its description.
-// Everything else — every score, CI, cosine-derived metric, comparison, setting, note — must not.
+// command line, the random control's scratch folder (a pid in its name) in its description, and
+// the MPI accounting (only a sweep over several ranks has one). Everything else — every score, CI,
+// cosine-derived metric, comparison, setting, note — must not.
 json Comparable(json j) {
-  static const std::vector<std::string> kIgnored = {
-      "started_at",       "evaluation_time",      "command_line",
-      "load_seconds",     "peak_rss_mib",         "embed_seconds",
-      "seconds_per_pair", "seconds_per_sentence", "tokens_per_second"};
+  static const std::vector<std::string> kIgnored = {"started_at",
+                                                    "evaluation_time",
+                                                    "evaluation_seconds",
+                                                    "command_line",
+                                                    "load_seconds",
+                                                    "peak_rss_mib",
+                                                    "embed_seconds",
+                                                    "seconds_per_pair",
+                                                    "seconds_per_sentence",
+                                                    "tokens_per_second",
+                                                    "mpi"};
   if (j.is_object()) {
     for (const std::string& k : kIgnored) j.erase(k);
     for (auto& [k, v] : j.items()) v = Comparable(v);
@@ -150,6 +160,66 @@ class MpiSweepTest : public ::testing::Test {
 
 json ReadJson(const fs::path& p) { return json::parse(ReadFile(p)); }
 
+// The "mpi" accounting of a sweep over `ranks` ranks whose units are `names` (in unit order):
+// every unit once, on a rank of the job; the ranks' units and tokens are the sums of their units';
+// the total is the sum of the ranks'; the load balance is max / mean of the ranks' busy time.
+// Returns the units' tokens.
+std::vector<int64_t> CheckAccounting(const json& mpi, int ranks, const std::string& schedule,
+                                     const std::vector<std::string>& names) {
+  std::vector<int64_t> unit_tokens;
+  EXPECT_EQ(mpi.at("ranks"), ranks);
+  EXPECT_EQ(mpi.at("schedule"), schedule);
+  const json& units = mpi.at("units");
+  EXPECT_EQ(units.size(), names.size()) << units.dump();
+  std::vector<int64_t> rank_units(static_cast<size_t>(ranks), 0), rank_tokens(rank_units);
+  std::vector<double> rank_busy(static_cast<size_t>(ranks), 0);
+  for (size_t i = 0; i < units.size() && i < names.size(); ++i) {
+    const json& u = units[i];
+    EXPECT_EQ(u.at("name"), names[i]) << units.dump();
+    const int rank = u.at("rank").get<int>();
+    EXPECT_TRUE(rank >= 0 && rank < ranks) << u.dump();
+    if (rank < 0 || rank >= ranks) continue;
+    EXPECT_GT(u.at("tokens").get<int64_t>(), 0) << u.dump();
+    EXPECT_GT(u.at("seconds").get<double>(), 0) << u.dump();
+    EXPECT_LE(u.at("embed_seconds").get<double>(), u.at("seconds").get<double>()) << u.dump();
+    ++rank_units[static_cast<size_t>(rank)];
+    rank_tokens[static_cast<size_t>(rank)] += u.at("tokens").get<int64_t>();
+    rank_busy[static_cast<size_t>(rank)] += u.at("seconds").get<double>();
+    unit_tokens.push_back(u.at("tokens").get<int64_t>());
+  }
+  const json& per_rank = mpi.at("per_rank");
+  EXPECT_EQ(per_rank.size(), static_cast<size_t>(ranks));
+  int64_t total = 0;
+  double busy_max = 0, busy_sum = 0;
+  for (size_t k = 0; k < per_rank.size() && k < rank_units.size(); ++k) {
+    const json& r = per_rank[k];
+    EXPECT_EQ(r.at("rank"), k);
+    EXPECT_EQ(r.at("units"), rank_units[k]) << per_rank.dump();
+    EXPECT_EQ(r.at("tokens"), rank_tokens[k]) << per_rank.dump();
+    EXPECT_DOUBLE_EQ(r.at("busy_seconds").get<double>(), rank_busy[k]);
+    total += r.at("tokens").get<int64_t>();
+    busy_max = std::max(busy_max, r.at("busy_seconds").get<double>());
+    busy_sum += r.at("busy_seconds").get<double>();
+  }
+  EXPECT_EQ(mpi.at("tokens"), total);
+  const double balance = mpi.at("load_balance_max_over_mean").get<double>();
+  EXPECT_DOUBLE_EQ(balance, busy_max / (busy_sum / ranks));
+  EXPECT_GE(balance, 1.0 - 1e-12);  // max >= mean; 1e-12: the mean's rounding when all are equal
+  EXPECT_GT(mpi.at("wall_seconds").get<double>(), 0);
+  EXPECT_DOUBLE_EQ(mpi.at("tokens_per_second").get<double>(),
+                   static_cast<double>(total) / mpi.at("wall_seconds").get<double>());
+  return unit_tokens;
+}
+
+// Every token a task JSON's methods embedded on their scored splits (its "costs").
+int64_t TokensOf(const json& task) {
+  int64_t tokens = 0;
+  for (const json& cost : task.at("costs")) {
+    for (const json& split : cost.at("splits")) tokens += split.at("tokens").get<int64_t>();
+  }
+  return tokens;
+}
+
 constexpr const char* kRunName = "tiny-rwkv6-f32+tiny-rwkv7-f32";
 
 TEST_F(MpiSweepTest, ReproduceOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
@@ -157,6 +227,7 @@ TEST_F(MpiSweepTest, ReproduceOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
   const ShellRun single = RunShell(Single() + Reproduce(dir_ / "single", gemm), dir_);
   ASSERT_EQ(single.exit_code, 0) << single.err;
   const fs::path want = dir_ / "single" / kRunName;
+  EXPECT_FALSE(ReadJson(want / "mrpc.json").contains("mpi")) << "one process: no MPI accounting";
   // 2 ranks dealt dynamically (who runs what varies), 3 ranks round robin (known).
   for (int ranks : {2, 3}) {
     const fs::path out = dir_ / ("mpi" + std::to_string(ranks));
@@ -167,12 +238,24 @@ TEST_F(MpiSweepTest, ReproduceOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
       EXPECT_NE(r.err.find("[rank 1] rwkv:tiny-rwkv6-f32 on mrpc"), std::string::npos) << r.err;
       EXPECT_NE(r.err.find("[rank 2] rwkv:tiny-rwkv7-f32 on mrpc"), std::string::npos) << r.err;
     }
+    int64_t tokens = 0;
     for (const char* task : {"mrpc.json", "stsb.json"}) {
       const json a = ReadJson(want / task), b = ReadJson(out / kRunName / task);
       ASSERT_EQ(a["methods"].size(), 6u) << a["methods"].dump();  // glove sif 2x(rwkv control)
       EXPECT_FALSE(a["comparisons"].empty());
       EXPECT_TRUE(Comparable(a) == Comparable(b))
           << ranks << " ranks, " << task << ": differs from rwkv-embed reproduce";
+      ASSERT_TRUE(b.contains("mpi")) << task;
+      EXPECT_EQ(b["mpi"], ReadJson(out / kRunName / "mrpc.json")["mpi"]) << "one run, one account";
+      tokens += TokensOf(b);
+    }
+    // The groups' tokens are every method's on every task's scored splits.
+    const json mpi = ReadJson(out / kRunName / "mrpc.json")["mpi"];
+    CheckAccounting(mpi, ranks, ranks == 3 ? "round-robin" : "dynamic",
+                    {"glove+sif", "rwkv:tiny-rwkv6-f32", "rwkv:tiny-rwkv7-f32"});
+    EXPECT_EQ(mpi["tokens"], tokens);
+    if (ranks == 3) {
+      for (int g = 0; g < 3; ++g) EXPECT_EQ(mpi["units"][g]["rank"], g) << "group g on rank g";
     }
     // The same files, no scratch folder or .partial left anywhere, nothing beside OUT/<run>/.
     std::vector<std::string> a_files, b_files;
@@ -253,6 +336,70 @@ TEST_F(MpiSweepTest, AnErrorOnAnotherRankEndsTheJobAndLeavesNoOutputFolder) {
   EXPECT_NE(r.err.find("error (rank 1 of 2)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("model.safetensors"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "OUT" / kRunName)) << "an aborted sweep left its output folder";
+}
+
+// ablate: the intact model and 5 ablations (a 2 x 2 grid on the tiny model's 2 blocks and one
+// --ablate) dealt over 2 ranks (dynamic) and 3 (round robin): the JSON, ablation.md and heat
+// maps rank 0 writes are a single process's, but for timings, the command line and "mpi".
+TEST_F(MpiSweepTest, AblateOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
+  const std::string args = " ablate --model " + ShellQuote(Model("tiny-rwkv6-f32").string()) +
+                           " --data-dir " + ShellQuote(data_.string()) +
+                           " --grid tmix,cmix --blocks all --ablate zero-bonus:all --bootstrap 50 "
+                           "--threads 1 --gemm-path portable";
+  const auto run = [&](const std::string& program, const std::string& name,
+                       const std::string& extra) {
+    const ShellRun r = RunShell(program + args + extra + " --output " +
+                                    ShellQuote((dir_ / (name + ".json")).string()) + " --out " +
+                                    ShellQuote((dir_ / name).string()),
+                                dir_);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r;
+  };
+  // The markdown without its command, start and duration rows.
+  const auto markdown = [&](const std::string& name) {
+    static const std::regex timing("\\| (command|started \\(UTC\\)|evaluation time) \\|[^\\n]*\\n");
+    return std::regex_replace(ReadFile(dir_ / name / "ablation.md"), timing, "");
+  };
+  if (run(Single(), "single", "").exit_code != 0) return;
+  const json a = ReadJson(dir_ / "single.json");
+  ASSERT_EQ(a["ablations"].size(), 5u) << a.dump();
+  EXPECT_FALSE(a.contains("mpi"));
+  const std::vector<std::string> names = {"intact",      "skip-tmix:1", "skip-tmix:2",
+                                          "skip-cmix:1", "skip-cmix:2", "zero-bonus:all"};
+  for (int ranks : {2, 3}) {
+    const std::string name = "mpi" + std::to_string(ranks);
+    const ShellRun r = run(Mpi(ranks), name, ranks == 3 ? " --schedule round-robin" : "");
+    if (r.exit_code != 0) continue;
+    const json b = ReadJson(dir_ / (name + ".json"));
+    EXPECT_TRUE(Comparable(a) == Comparable(b)) << ranks << " ranks differ from rwkv-embed ablate";
+    EXPECT_EQ(markdown("single"), markdown(name)) << ranks << " ranks";
+    for (const char* plot : {"plots/ablation-layers.dat", "plots/ablation-grid.dat"}) {
+      EXPECT_EQ(ReadFile(dir_ / "single" / plot), ReadFile(dir_ / name / plot)) << plot;
+    }
+    ASSERT_TRUE(b.contains("mpi"));
+    // Every pass embeds the same split: the same tokens each.
+    const std::vector<int64_t> tokens =
+        CheckAccounting(b["mpi"], ranks, ranks == 3 ? "round-robin" : "dynamic", names);
+    for (int64_t t : tokens) EXPECT_EQ(t, tokens.front());
+    if (ranks == 3) {  // pass u on rank u mod 3, and the other ranks' progress lines say so
+      for (size_t u = 0; u < names.size(); ++u) EXPECT_EQ(b["mpi"]["units"][u]["rank"], u % 3);
+      EXPECT_NE(r.err.find("[rank 1] ablate: [1/5] skip-tmix:1"), std::string::npos) << r.err;
+      EXPECT_NE(r.err.find("[rank 2] ablate: [2/5] skip-tmix:2"), std::string::npos) << r.err;
+    }
+  }
+  // A bad plan (block 3 of a 2-block model) ends the job as it ends one process: same exit code
+  // and message, no output.
+  const std::string bad = " ablate --model " + ShellQuote(Model("tiny-rwkv6-f32").string()) +
+                          " --data-dir " + ShellQuote(data_.string()) +
+                          " --grid tmix --blocks 3 --gemm-path portable --output " +
+                          ShellQuote((dir_ / "bad.json").string());
+  const ShellRun one = RunShell(Single() + bad, dir_);
+  EXPECT_EQ(one.exit_code, 2) << one.err;
+  const ShellRun job = RunShell(Mpi(2) + bad, dir_);
+  EXPECT_EQ(job.exit_code, one.exit_code) << job.err;
+  EXPECT_NE(job.err.find("error (rank "), std::string::npos) << job.err;
+  EXPECT_NE(job.err.find("block 3 is beyond the model's 2 blocks"), std::string::npos) << job.err;
+  EXPECT_FALSE(fs::exists(dir_ / "bad.json"));
 }
 
 #endif  // RWKV_EMBED_MPI_CLI_PATH

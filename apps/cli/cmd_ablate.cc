@@ -71,12 +71,16 @@ int RunAblate(const AblateArgs& a) {
   o.bootstrap = a.bootstrap;
   o.seed = a.seed;
   o.log = [](const std::string& line) { std::cerr << line << "\n"; };
+  // rwkv-embed-mpi: the passes spread over the ranks; rank 0 writes everything once every result
+  // is in (the output folder is only created then), the other ranks nothing.
+  if (GetSweepHook().install_ablation) GetSweepHook().install_ablation(&o);
   report::RunInfo info;
   info.tool_version = RWKV_EMBED_VERSION;
   info.command_line = JoinedCommandLine();
   const std::filesystem::path p = std::filesystem::path(a.model).lexically_normal();
   info.model_name = p.has_filename() ? p.filename().string() : p.parent_path().filename().string();
   const report::AblationStudy study = report::RunAblationStudy(o, info);
+  if (study.gathered_elsewhere) return 0;  // rank 0 writes
   std::vector<std::string> messages;
   std::optional<CreatedFolders> created;
   if (!a.out.empty()) created.emplace(a.out);

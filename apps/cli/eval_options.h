@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "report/ablation_study.h"
 #include "report/runner.h"
 
 namespace rwkv_embed::cli {
@@ -32,10 +33,11 @@ void AddEvalOptions(CLI::App* sub, EvalCliArgs* a);
 // Fills everything but the task plan.
 report::RunOptions ToRunOptions(const EvalCliArgs& a);
 
-// rwkv-embed-mpi (apps/mpi/sweep.cc) spreads eval's and reproduce's method groups over the ranks
-// (report::MethodGroup); rwkv-embed leaves this empty.
+// rwkv-embed-mpi (apps/mpi/sweep.cc) spreads eval's and reproduce's method groups
+// (report::MethodGroup) and ablate's passes over the ranks; rwkv-embed leaves this empty.
 struct SweepHook {
-  std::function<void(report::RunOptions*)> install;  // sets runs_group and gather
+  std::function<void(report::RunOptions*)> install;                     // sets RunOptions::sweep
+  std::function<void(report::AblationStudyOptions*)> install_ablation;  // and ablate's
 };
 SweepHook& GetSweepHook();
 

@@ -5,6 +5,7 @@
 #include <exception>
 #include <iostream>
 #include <new>
+#include <string>
 
 #include "../cli/common.h"
 #include "../cli/embed_args.h"
@@ -32,12 +33,13 @@ void AddMpiOptions(CLI::App& app) {
                    "ranks), within 4 KiB .. 4 MiB)")
       ->check(cli::IntegerIn(1, int64_t{1} << 40));
   cli::SetEmbedRunner(&RunShardedEmbed);
-  for (const char* command : {"eval", "reproduce"}) {
+  for (const char* command : {"eval", "reproduce", "ablate"}) {
     app.get_subcommand(command)
         ->add_option("--schedule", GetSweepOptions().schedule,
-                     "MPI: how the method groups (baselines; each model with its control) reach "
-                     "the ranks: dynamic (the next group to the first free rank) | round-robin "
-                     "(group g on rank g mod N)")
+                     "MPI: how the units (eval, reproduce: the baselines, each model with its "
+                     "control; ablate: the intact model, each ablation) reach the ranks: dynamic "
+                     "(the next unit to the first free rank) | round-robin (unit u on rank u mod "
+                     "N)")
         ->capture_default_str()
         ->check(CLI::IsMember({"dynamic", "round-robin"}));
   }
@@ -45,7 +47,7 @@ void AddMpiOptions(CLI::App& app) {
 }
 
 bool RunsOnEveryRank(const std::string& command) {
-  return command == "embed" || command == "eval" || command == "reproduce";
+  return command == "embed" || command == "eval" || command == "reproduce" || command == "ablate";
 }
 
 int RunUnderMpi(const std::string& command, const std::function<int()>& run) {
@@ -63,8 +65,11 @@ int RunUnderMpi(const std::string& command, const std::function<int()>& run) {
       throw;
     }
     const bool oom = dynamic_cast<const std::bad_alloc*>(&e) != nullptr;
-    std::cerr << "rwkv-embed: error (rank " << rank << " of " << size
-              << "): " << (oom ? "out of memory" : e.what()) << std::endl;
+    // One write: mpirun forwards each write of each rank as it comes, and pieces written one
+    // by one were seen interleaved with another rank's progress line.
+    std::cerr << ("rwkv-embed: error (rank " + std::to_string(rank) + " of " +
+                  std::to_string(size) + "): " + (oom ? "out of memory" : e.what()) + "\n")
+              << std::flush;
     MPI_Abort(MPI_COMM_WORLD, oom ? kOutOfMemoryExit : ExitCodeFor(e));
   }
   MPI_Finalize();

@@ -1,7 +1,10 @@
-// `eval` and `reproduce` under rwkv-embed-mpi: the run's method groups (report::MethodGroup: the
-// word-vector baselines, then each model with its random control) dealt over the ranks, the
-// results gathered on rank 0, which finishes the run (comparisons, settings, notes) and writes
-// the outputs exactly as a single-process run would (README "Clusters (MPI)").
+// `eval`, `reproduce` and `ablate` under rwkv-embed-mpi: the run's units (report/sweep.h: the
+// method groups of eval and reproduce — the word-vector baselines, then each model with its
+// random control —, the passes of ablate — the intact model, then each ablation) dealt over the
+// ranks, the results gathered on rank 0, which finishes the run (comparisons, settings, notes,
+// the "mpi" accounting) and writes the outputs exactly as a single-process run would (README
+// "Clusters (MPI)"). One dealer and one gather for all three commands; what a unit carries is
+// the report code's business (report::SweepUnit, through report/ablation_study.h).
 #include <mpi.h>
 
 #include <atomic>
@@ -19,6 +22,7 @@
 #include "kernels/gemm_autotune.h"
 #include "model/rwkv_embedder.h"
 #include "mpi_cli.h"
+#include "report/ablation_study.h"
 #include "report/method_codec.h"
 
 namespace rwkv_embed::mpi {
@@ -26,7 +30,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kTagGroups = 21, kTagClaim = 22, kTagDeal = 23;
+constexpr int kTagUnits = 21, kTagClaim = 22, kTagDeal = 23;
 
 struct World {
   int rank = 0, size = 1;
@@ -59,11 +63,20 @@ std::string Broadcast(std::string s, const World& w) {
   return s;
 }
 
+// The models a run loads and how.
+struct ModelsOfRun {
+  std::vector<std::filesystem::path> models;
+  std::filesystem::path vocab;
+  TokenizerKind tokenizer = TokenizerKind::kWorld;
+  int64_t batch_tokens = 2048;
+  kernels::MatMulPrecision precision = kernels::MatMulPrecision::kF32;
+};
+
 // One set of GEMM paths on every rank, as in a single process (which would tune each weight
 // shape once, for every model): rank 0 meets every model's weight shapes with one probe text each
 // (models loaded one at a time), tunes or reads its cache, and every rank installs that list.
 // Nothing to do when a path is forced (--gemm-path).
-void ShareGemmChoices(const report::RunOptions& o, const World& w) {
+void ShareGemmChoices(const ModelsOfRun& o, const World& w) {
   if (kernels::ForcedGemmPath() != kernels::GemmPath::kAuto || o.models.empty()) return;
   std::string choices;
   if (w.rank == 0) {
@@ -81,53 +94,24 @@ void ShareGemmChoices(const report::RunOptions& o, const World& w) {
   kernels::InstallGemmChoices(Broadcast(choices, w));
 }
 
-json GroupToJson(const report::MethodGroup& g) {
-  json tasks = json::array();
-  for (const auto& methods : g.tasks) {
-    json list = json::array();
-    for (const eval::MethodResult& m : methods) list.push_back(report::MethodResultToJson(m));
-    tasks.push_back(list);
-  }
-  return {{"group", g.group},
-          {"tasks", tasks},
-          {"vectors_note", g.vectors_note},
-          {"model_note", g.model_note},
-          {"files", g.files}};
-}
-
-report::MethodGroup GroupFromJson(const json& j) {
-  try {
-    report::MethodGroup g;
-    g.group = j.at("group").get<int>();
-    for (const json& list : j.at("tasks")) {
-      g.tasks.emplace_back();
-      for (const json& m : list) g.tasks.back().push_back(report::MethodResultFromJson(m));
-    }
-    g.vectors_note = j.at("vectors_note").get<std::string>();
-    g.model_note = j.at("model_note").get<std::string>();
-    g.files = j.at("files");
-    return g;
-  } catch (const json::exception& e) {
-    throw FormatError(std::string("gathered method group: ") + e.what());
-  }
-}
-
-// Groups taken one at a time as ranks become free, so that a rank given a large model does not
-// hold the others back: rank 0 keeps the next group number not yet taken; a thread on rank 0
-// answers the other ranks' claims (needs MPI_THREAD_MULTIPLE, else groups go round robin).
+// Units taken one at a time as ranks become free, so that a rank given a large model (or a slow
+// node) does not hold the others back: rank 0 keeps the next unit number not yet taken; a thread
+// on rank 0 answers the other ranks' claims (needs MPI_THREAD_MULTIPLE, else units go round
+// robin).
 class Dealer {
  public:
-  Dealer(int first_group, const World& w) : next_(first_group), w_(w) {
+  explicit Dealer(const World& w) : w_(w) {
     if (w.rank == 0) thread_ = std::thread([this] { Serve(); });
   }
   ~Dealer() { Stop(); }
   Dealer(const Dealer&) = delete;
   Dealer& operator=(const Dealer&) = delete;
 
-  // Whether this rank runs `group`; asked for increasing groups.
-  bool Runs(int group) {
-    if (claimed_ < group) claimed_ = Claim();
-    return claimed_ == group;
+  // Whether this rank runs `unit`; asked for increasing units. A claimed number below `unit` is
+  // one the run does not have (eval without word vectors has no group 0): claim again.
+  bool Runs(int unit) {
+    while (claimed_ < unit) claimed_ = Claim();
+    return claimed_ == unit;
   }
   // Rank 0, once every rank has sent its results (no claim can come any more).
   void Stop() {
@@ -167,26 +151,27 @@ class Dealer {
   }
 
   std::mutex mutex_;
-  int next_;
+  int next_ = 0;
   int claimed_ = -1;
   World w_;
   std::atomic<bool> stop_ = false;
   std::thread thread_;
 };
 
-// Ranks other than 0 send their groups (CBOR: every double exact, NaN included) and are done;
-// rank 0 receives every rank's and returns them all.
-std::optional<std::vector<report::MethodGroup>> Gather(std::vector<report::MethodGroup> mine,
-                                                       const World& w) {
+// Ranks other than 0 send their units (CBOR: every double exact, NaN included) and are done;
+// rank 0 receives every rank's and returns them all. Each unit is stamped with its rank.
+std::optional<std::vector<report::SweepUnit>> Gather(std::vector<report::SweepUnit> mine,
+                                                     const World& w) {
+  for (report::SweepUnit& u : mine) u.rank = w.rank;
   if (w.rank != 0) {
     json list = json::array();
-    for (const report::MethodGroup& g : mine) list.push_back(GroupToJson(g));
+    for (const report::SweepUnit& u : mine) list.push_back(report::SweepUnitToJson(u));
     const std::vector<uint8_t> bytes = report::EncodeCbor(list);
     if (bytes.size() > static_cast<size_t>(INT32_MAX)) {
       throw DataError("results of rank " + std::to_string(w.rank) + " exceed 2 GiB");
     }
     MPI_Request request;
-    MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, kTagGroups, MPI_COMM_WORLD,
+    MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, kTagUnits, MPI_COMM_WORLD,
               &request);
     WaitGently(request);
     return std::nullopt;
@@ -194,41 +179,59 @@ std::optional<std::vector<report::MethodGroup>> Gather(std::vector<report::Metho
   for (int r = 1; r < w.size; ++r) {
     int flag = 0;
     MPI_Status st;
-    while (MPI_Iprobe(r, kTagGroups, MPI_COMM_WORLD, &flag, &st) == MPI_SUCCESS && !flag) {
+    while (MPI_Iprobe(r, kTagUnits, MPI_COMM_WORLD, &flag, &st) == MPI_SUCCESS && !flag) {
       std::this_thread::sleep_for(std::chrono::microseconds(500));
     }
     int count = 0;
     MPI_Get_count(&st, MPI_BYTE, &count);
     std::vector<uint8_t> bytes(static_cast<size_t>(count));
-    MPI_Recv(bytes.data(), count, MPI_BYTE, r, kTagGroups, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    for (const json& g : report::DecodeCbor(bytes)) mine.push_back(GroupFromJson(g));
+    MPI_Recv(bytes.data(), count, MPI_BYTE, r, kTagUnits, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    for (const json& u : report::DecodeCbor(bytes)) {
+      mine.push_back(report::SweepUnitFromJson(u));
+      if (mine.back().rank != r)
+        throw FormatError("rank " + std::to_string(r) + " sent a unit of another rank");
+    }
   }
   return mine;
 }
 
-void InstallSweep(report::RunOptions* o) {
+// Shares rank 0's GEMM choices, then (several ranks) deals the run's units and gathers them, and
+// marks the other ranks' progress lines with their rank.
+void Install(const ModelsOfRun& models, report::Sweep* sweep,
+             std::function<void(const std::string&)>* log) {
   const World w = GetWorld();
-  ShareGemmChoices(*o, w);
+  ShareGemmChoices(models, w);
   if (w.size == 1) return;  // a single rank runs exactly as rwkv-embed
   int threading = MPI_THREAD_SINGLE;
   MPI_Query_thread(&threading);
+  sweep->processes = w.size;
   if (GetSweepOptions().schedule == "dynamic" && threading == MPI_THREAD_MULTIPLE) {
-    auto dealer = std::make_shared<Dealer>(o->glove.empty() ? 1 : 0, w);
-    o->runs_group = [dealer](int group) { return dealer->Runs(group); };
-    o->gather = [dealer, w](std::vector<report::MethodGroup> mine) {
+    sweep->schedule = "dynamic";
+    auto dealer = std::make_shared<Dealer>(w);
+    sweep->runs = [dealer](int unit) { return dealer->Runs(unit); };
+    sweep->gather = [dealer, w](std::vector<report::SweepUnit> mine) {
       auto all = Gather(std::move(mine), w);
       dealer->Stop();
       return all;
     };
-  } else {  // group g on rank g mod N
-    o->runs_group = [w](int group) { return group % w.size == w.rank; };
-    o->gather = [w](std::vector<report::MethodGroup> mine) { return Gather(std::move(mine), w); };
+  } else {  // unit u on rank u mod N
+    sweep->schedule = "round-robin";
+    sweep->runs = [w](int unit) { return unit % w.size == w.rank; };
+    sweep->gather = [w](std::vector<report::SweepUnit> mine) { return Gather(std::move(mine), w); };
   }
-  if (w.rank != 0 && o->log) {
-    o->log = [log = o->log, rank = w.rank](const std::string& line) {
-      log("[rank " + std::to_string(rank) + "] " + line);
+  if (w.rank != 0 && *log) {
+    *log = [inner = *log, rank = w.rank](const std::string& line) {
+      inner("[rank " + std::to_string(rank) + "] " + line);
     };
   }
+}
+
+void InstallSweep(report::RunOptions* o) {
+  Install({o->models, o->vocab, o->tokenizer, o->batch_tokens, o->precision}, &o->sweep, &o->log);
+}
+
+void InstallAblationSweep(report::AblationStudyOptions* o) {
+  Install({{o->model}, o->vocab, o->tokenizer, o->batch_tokens, o->precision}, &o->sweep, &o->log);
 }
 
 }  // namespace
@@ -236,6 +239,7 @@ void InstallSweep(report::RunOptions* o) {
 void InstallSweepHook() {
   cli::SweepHook& hook = cli::GetSweepHook();
   hook.install = &InstallSweep;
+  hook.install_ablation = &InstallAblationSweep;
 }
 
 }  // namespace rwkv_embed::mpi

@@ -14,6 +14,7 @@
 #include "core/timing.h"
 #include "data/pairs.h"
 #include "model/layer_spec.h"
+#include "report/method_codec.h"
 #include "report/plots.h"
 
 namespace rwkv_embed::report {
@@ -228,29 +229,71 @@ AblationStudy RunAblationStudy(const AblationStudyOptions& o, RunInfo run) {
              std::to_string(layers.size()) + " layers each, " + std::to_string(o.bootstrap) +
              " bootstrap resamples");
 
-  const metrics::ResampleOptions rs{o.bootstrap, o.seed, o.level};
-  auto t0 = Clock::now();
-  study.intact = Evaluate(*embedder, "rwkv", layers, data, o);
-  const double per_pass = SecondsSince(t0);
-  Log(o, "ablate: intact model: " + Duration(per_pass) + " (" +
-             std::to_string(study.intact.splits.front().tokens) + " tokens); the " +
-             std::to_string(n) + " ablations should take about " + Duration(per_pass * n) +
-             " more");
-  for (size_t i = 0; i < n; ++i) {
-    AblationRun& r = study.ablations[i];
-    t0 = Clock::now();
-    const std::vector<AblationSpec> one = {r.spec};
-    ApplyAblations(one, *embedder);
-    r.result = Evaluate(*embedder, "rwkv[" + r.name + "]", layers, data, o);
-    r.result.description += "; ABLATED: " + r.name;
-    if (o.bootstrap > 0) r.vs_intact = VsIntact(r.result, study.intact, o.split, rs);
+  // Unit 0 = the intact model, unit 1 + i = ablation i; all of them here, or those o.sweep deals
+  // to this process (each pass sets the model's ablation, so any subset runs in any process).
+  std::vector<SweepUnit> mine;
+  std::vector<char> ran_here(n + 1, 0);
+  double per_pass = 0;
+  for (size_t u = 0; u <= n; ++u) {
+    if (!o.sweep.Runs(static_cast<int>(u))) continue;
+    const auto t0 = Clock::now();
+    ran_here[u] = 1;
+    eval::MethodResult* result = u == 0 ? &study.intact : &study.ablations[u - 1].result;
+    const std::string name = u == 0 ? "intact" : study.ablations[u - 1].name;
+    ApplyAblations(u == 0 ? std::vector<AblationSpec>{}
+                          : std::vector<AblationSpec>{study.ablations[u - 1].spec},
+                   *embedder);
+    *result = Evaluate(*embedder, u == 0 ? "rwkv" : "rwkv[" + name + "]", layers, data, o);
+    if (u > 0) result->description += "; ABLATED: " + name;
+    const double seconds = SecondsSince(t0);
+    if (per_pass == 0) per_pass = seconds;
     const double elapsed = SecondsSince(t_start);
-    Log(o, "ablate: [" + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + r.name + " " +
-               Duration(SecondsSince(t0)) + ", elapsed " + Duration(elapsed) + ", about " +
-               Duration(elapsed / static_cast<double>(i + 2) * static_cast<double>(n - i - 1)) +
-               " left");
+    if (u == 0) {
+      Log(o, "ablate: intact model: " + Duration(seconds) + " (" +
+                 std::to_string(result->splits.front().tokens) + " tokens); the " +
+                 std::to_string(n) + " ablations should take about " + Duration(seconds * n) +
+                 " more");
+    } else {
+      Log(o, "ablate: [" + std::to_string(u) + "/" + std::to_string(n) + "] " + name + " " +
+                 Duration(seconds) + ", elapsed " + Duration(elapsed) + ", about " +
+                 Duration(per_pass * static_cast<double>(n - u)) + " left" +
+                 (o.sweep.gather ? " (at most, shared)" : ""));
+    }
+    if (o.sweep.gather) {
+      SweepUnit unit;
+      unit.unit = static_cast<int>(u);
+      unit.name = name;
+      unit.seconds = seconds;
+      unit.embed_seconds = result->splits.front().embed_seconds;
+      unit.tokens = result->splits.front().tokens;
+      unit.result = MethodResultToJson(*result);
+      mine.push_back(std::move(unit));
+    }
   }
   ApplyAblations({}, *embedder);
+  if (o.sweep.gather) {
+    std::optional<std::vector<SweepUnit>> all = o.sweep.gather(std::move(mine));
+    if (!all) {
+      AblationStudy elsewhere;
+      elsewhere.gathered_elsewhere = true;
+      return elsewhere;
+    }
+    std::vector<int> expected(n + 1);
+    for (size_t u = 0; u <= n; ++u) expected[u] = static_cast<int>(u);
+    CheckGatheredUnits(&*all, expected, "ablation passes");
+    if (o.sweep.processes > 1) run.mpi = SweepAccounting(o.sweep, *all, SecondsSince(t_start));
+    for (const SweepUnit& unit : *all) {  // the other processes' results
+      const auto u = static_cast<size_t>(unit.unit);
+      if (ran_here[u]) continue;
+      (u == 0 ? study.intact : study.ablations[u - 1].result) = MethodResultFromJson(unit.result);
+    }
+  }
+  // The paired comparisons with the intact model, once every pass is in.
+  if (o.bootstrap > 0) {
+    const metrics::ResampleOptions rs{o.bootstrap, o.seed, o.level};
+    for (AblationRun& r : study.ablations)
+      r.vs_intact = VsIntact(r.result, study.intact, o.split, rs);
+  }
 
   json& st = run.settings;
   st["pooling"] = std::string(PoolingName(o.pooling));
@@ -352,6 +395,7 @@ json AblationJson(const AblationStudy& s) {
                     {"layers", layers}});
   }
   j["ablations"] = runs;
+  if (!s.run.mpi.is_null()) j["mpi"] = s.run.mpi;
   return j;
 }
 

@@ -20,6 +20,7 @@
 #include "model/rwkv_embedder.h"
 #include "pooling/pooling.h"
 #include "report/report.h"
+#include "report/sweep.h"
 
 namespace rwkv_embed::report {
 
@@ -42,6 +43,12 @@ struct AblationStudyOptions {
   double level = 0.95;
   double undefined_cosine = 0.0;
   std::function<void(const std::string&)> log;  // progress lines (may be empty)
+  // Several processes (rwkv-embed-mpi): unit 0 = the intact model, unit 1 + i = ablation i of
+  // PlanAblations; every process loads the data and the model once. The process that gathers
+  // every pass computes the comparisons with the intact model and, with more than one process,
+  // records the accounting in RunInfo::mpi; any other returns a study with only
+  // `gathered_elsewhere` set.
+  Sweep sweep;
 };
 
 struct AblationRun {
@@ -61,6 +68,7 @@ struct AblationStudy {
   std::vector<AblationRun> ablations;
   std::vector<std::string> grid_switches;  // switch names of the grid, in order
   std::vector<int> grid_blocks;            // 1-based
+  bool gathered_elsewhere = false;         // AblationStudyOptions::sweep: nothing to write here
 };
 
 // The ablations the options describe, in run order: the grid (switch-major), then the user's.
@@ -70,7 +78,8 @@ AblationStudy RunAblationStudy(const AblationStudyOptions& options, RunInfo run)
 
 // {tool, tool_version, command_line, started_at, evaluation_seconds, task, split, n_pairs, model,
 // settings, notes, intact{layers}, grid, ablations[{name, switch, blocks, grid_block,
-// embed_seconds, layers[{layer, hf_layer, spearman, spearman_ci, delta, delta_ci, p_value}]}]}
+// embed_seconds, layers[{layer, hf_layer, spearman, spearman_ci, delta, delta_ci, p_value}]}]},
+// and `mpi` (report/sweep.h SweepAccounting) for a run over several processes.
 nlohmann::json AblationJson(const AblationStudy& study);
 
 std::string AblationMarkdown(const AblationStudy& study, const std::vector<std::string>& plots);

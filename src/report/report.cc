@@ -226,6 +226,7 @@ json TaskJson(const TaskResults& task, const RunInfo& run) {
   j["evaluation_time"] = run.evaluation_seconds;
   j["settings"] = run.settings;
   j["notes"] = run.notes;
+  if (!run.mpi.is_null()) j["mpi"] = run.mpi;
   const double undefined_value =
       run.settings.contains("undefined_cosine") && run.settings["undefined_cosine"].is_number()
           ? run.settings["undefined_cosine"].get<double>()

@@ -39,6 +39,9 @@ struct RunInfo {
   std::vector<std::string> notes;  // plain statements, e.g. which model and vectors were used
   double evaluation_seconds = 0;
   std::string started_at;  // ISO 8601 UTC
+  // A sweep over several processes (rwkv-embed-mpi, report/sweep.h): SweepAccounting, written as
+  // the JSON's "mpi" object; null (not written) for a single process.
+  nlohmann::json mpi;
 };
 
 struct TaskResults {

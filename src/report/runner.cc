@@ -26,6 +26,7 @@
 #include "model/rwkv6.h"
 #include "model/rwkv7.h"
 #include "model/rwkv_embedder.h"
+#include "report/method_codec.h"
 #include "report/plots.h"
 #include "report/pooling_report.h"
 
@@ -231,19 +232,83 @@ MethodGroup TakeGroup(int g, const std::vector<size_t>& counts, std::vector<Task
   return group;
 }
 
-// Every group of the run exactly once, in group order, each with every task; FormatError else
-// (groups gathered from other processes).
-void CheckGroups(std::vector<MethodGroup>* groups, const RunOptions& o, size_t tasks) {
-  std::sort(groups->begin(), groups->end(),
-            [](const MethodGroup& a, const MethodGroup& b) { return a.group < b.group; });
-  std::vector<int> expected;
-  if (!o.glove.empty()) expected.push_back(0);
-  for (size_t mi = 0; mi < o.models.size(); ++mi) expected.push_back(1 + static_cast<int>(mi));
-  bool ok = groups->size() == expected.size();
-  for (size_t i = 0; ok && i < expected.size(); ++i) {
-    ok = (*groups)[i].group == expected[i] && (*groups)[i].tasks.size() == tasks;
+// The groups' numbers a run has: 0 with word vectors, 1 + i for model i.
+std::vector<int> GroupNumbers(const RunOptions& o) {
+  std::vector<int> numbers;
+  if (!o.glove.empty()) numbers.push_back(0);
+  for (size_t mi = 0; mi < o.models.size(); ++mi) numbers.push_back(1 + static_cast<int>(mi));
+  return numbers;
+}
+
+// A group as a sweep unit: its results (every method of every task, method_codec) and what it
+// cost.
+SweepUnit GroupToUnit(const MethodGroup& g) {
+  SweepUnit u;
+  u.unit = g.group;
+  u.name = g.name;
+  u.seconds = g.seconds;
+  json tasks = json::array();
+  for (const auto& methods : g.tasks) {
+    json list = json::array();
+    for (const eval::MethodResult& m : methods) {
+      list.push_back(MethodResultToJson(m));
+      for (const eval::SplitResult& s : m.splits) {
+        u.tokens += s.tokens;
+        u.embed_seconds += s.embed_seconds;
+      }
+    }
+    tasks.push_back(list);
   }
-  if (!ok) throw FormatError("gathered method groups do not match the run's methods");
+  u.result = {{"tasks", tasks},
+              {"vectors_note", g.vectors_note},
+              {"model_note", g.model_note},
+              {"files", g.files}};
+  return u;
+}
+
+// The group a unit gathered from another process carries; FormatError unless it has every task.
+MethodGroup GroupFromUnit(const SweepUnit& u, size_t tasks) {
+  MethodGroup g;
+  try {
+    g.group = u.unit;
+    g.name = u.name;
+    g.seconds = u.seconds;
+    for (const json& list : u.result.at("tasks")) {
+      g.tasks.emplace_back();
+      for (const json& m : list) g.tasks.back().push_back(MethodResultFromJson(m));
+    }
+    g.vectors_note = u.result.at("vectors_note").get<std::string>();
+    g.model_note = u.result.at("model_note").get<std::string>();
+    g.files = u.result.at("files");
+  } catch (const json::exception& e) {
+    throw FormatError("gathered method group " + std::to_string(u.unit) + ": " + e.what());
+  }
+  if (g.tasks.size() != tasks) {
+    throw FormatError("gathered method group " + std::to_string(u.unit) + " has " +
+                      std::to_string(g.tasks.size()) + " tasks, the run " + std::to_string(tasks));
+  }
+  return g;
+}
+
+// Every group of the run, this process's and the others' (RunOptions::sweep), in group order;
+// nothing when another process finishes the run. Fills run->mpi for several processes.
+std::optional<std::vector<MethodGroup>> GatherGroups(std::vector<MethodGroup> mine,
+                                                     const RunOptions& o, size_t tasks,
+                                                     std::chrono::steady_clock::time_point start,
+                                                     RunInfo* run) {
+  std::vector<SweepUnit> units;
+  for (const MethodGroup& g : mine) units.push_back(GroupToUnit(g));
+  std::optional<std::vector<SweepUnit>> all = o.sweep.gather(std::move(units));
+  if (!all) return std::nullopt;
+  CheckGatheredUnits(&*all, GroupNumbers(o), "method groups");
+  if (o.sweep.processes > 1) run->mpi = SweepAccounting(o.sweep, *all, SecondsSince(start));
+  std::vector<MethodGroup> groups;
+  for (const SweepUnit& u : *all) {
+    const auto here = std::find_if(mine.begin(), mine.end(),
+                                   [&u](const MethodGroup& g) { return g.group == u.unit; });
+    groups.push_back(here != mine.end() ? std::move(*here) : GroupFromUnit(u, tasks));
+  }
+  return groups;
 }
 
 }  // namespace
@@ -356,9 +421,9 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
   // Word-vector baselines, before any model is loaded.
   std::string vectors_note;
   std::vector<MethodGroup> groups;
-  const auto runs = [&o](int g) { return !o.runs_group || o.runs_group(g); };
-  if (!o.glove.empty() && runs(0)) {
+  if (!o.glove.empty() && o.sweep.Runs(0)) {
     const std::vector<size_t> counts = MethodCounts(out.tasks);
+    const auto t_group = Clock::now();
     const bool isolated = eval::ResetPeakRss();
     const auto t0 = Clock::now();
     auto vectors =
@@ -397,6 +462,8 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
       }
     }
     groups.push_back(TakeGroup(0, counts, &out.tasks));
+    groups.back().name = o.sif ? "glove+sif" : "glove";
+    groups.back().seconds = SecondsSince(t_group);
     groups.back().vectors_note = vectors_note;
     groups.back().files["glove"] = o.glove.string();
   }
@@ -406,17 +473,20 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
   const std::vector<std::string> names = ModelNames(o.models);
   json model_files = json::array();
   for (size_t mi = 0; mi < o.models.size(); ++mi) {
-    if (!runs(1 + static_cast<int>(mi))) continue;
+    if (!o.sweep.Runs(1 + static_cast<int>(mi))) continue;
     const std::vector<size_t> counts = MethodCounts(out.tasks);
-    const auto end_group = [&] {
-      groups.push_back(TakeGroup(1 + static_cast<int>(mi), counts, &out.tasks));
-      groups.back().model_note = model_notes.back();
-      groups.back().files["model"] = model_files.back();
-    };
+    const auto t_group = Clock::now();
     const std::filesystem::path& path = o.models[mi];
     const std::string method = o.models.size() == 1 ? "rwkv" : "rwkv:" + names[mi];
     const std::string control =
         o.models.size() == 1 ? "random-control" : "random-control:" + names[mi];
+    const auto end_group = [&] {
+      groups.push_back(TakeGroup(1 + static_cast<int>(mi), counts, &out.tasks));
+      groups.back().name = method;
+      groups.back().seconds = SecondsSince(t_group);
+      groups.back().model_note = model_notes.back();
+      groups.back().files["model"] = model_files.back();
+    };
     RwkvEmbedderOptions ro;
     ro.batch_tokens = o.batch_tokens;
     ro.precision = o.precision;
@@ -486,8 +556,9 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
     end_group();
   }
   // The groups, from this process or gathered from all, back into the tasks in group order.
-  if (o.gather) {
-    std::optional<std::vector<MethodGroup>> all = o.gather(std::move(groups));
+  if (o.sweep.gather) {
+    std::optional<std::vector<MethodGroup>> all =
+        GatherGroups(std::move(groups), o, out.tasks.size(), t_start, &run);
     if (!all) {
       RunOutput elsewhere;
       elsewhere.gathered_elsewhere = true;
@@ -495,7 +566,6 @@ RunOutput RunEvaluation(const RunOptions& o, RunInfo run) {
     }
     groups = std::move(*all);
   }
-  CheckGroups(&groups, o, out.tasks.size());
   model_notes.clear();
   model_files = json::array();
   for (MethodGroup& g : groups) {

@@ -23,6 +23,7 @@
 #include "model/rwkv_embedder.h"
 #include "pooling/pooling.h"
 #include "report/report.h"
+#include "report/sweep.h"
 
 namespace rwkv_embed::report {
 
@@ -39,9 +40,12 @@ struct TaskPlan {
 
 // The methods of a run in groups, numbered in run order: group 0 = the word-vector baselines
 // (GloVe, SIF), group 1 + i = model i and its random control. rwkv-embed-mpi spreads the groups
-// over its ranks (apps/mpi/sweep.cc); a group is everything one process computes for it.
+// over its ranks (apps/mpi/sweep.cc); a group is everything one process computes for it, and
+// the unit of RunOptions::sweep.
 struct MethodGroup {
   int group = 0;
+  std::string name;    // "glove+sif", "glove", or the model's method ("rwkv", "rwkv:<name>")
+  double seconds = 0;  // wall time of the group in the process that ran it
   std::vector<std::vector<eval::MethodResult>> tasks;  // [task][method], in run order
   std::string vectors_note;                            // group 0: the word vectors' note
   std::string model_note;                              // model groups: "Model used: ..." text
@@ -94,19 +98,17 @@ struct RunOptions {
   std::string eos_mode = "eval";
   std::filesystem::path scratch_dir;  // the random-control model is written here, then removed
   std::function<void(const std::string&)> log;  // progress lines (may be empty)
-  // Sweeps over several processes (MethodGroup). `runs_group(g)`, asked for g = 0, 1, ... in
-  // order, says whether this process runs group g (unset: every group). `gather`, once this
-  // process's groups are done, gets them and returns every group of the run (any order) to finish
-  // the run here (comparisons, settings, notes), or nothing when another process finishes it:
-  // RunEvaluation then returns an output with `gathered_elsewhere` set and nothing else.
-  std::function<bool(int group)> runs_group;
-  std::function<std::optional<std::vector<MethodGroup>>(std::vector<MethodGroup>)> gather;
+  // Sweeps over several processes: the units are the method groups (unit g = MethodGroup g).
+  // The process that gathers every group finishes the run (comparisons, settings, notes) and,
+  // with more than one process, records the sweep's accounting in RunInfo::mpi; any other
+  // process's RunEvaluation returns an output with `gathered_elsewhere` set and nothing else.
+  Sweep sweep;
 };
 
 struct RunOutput {
   std::vector<TaskResults> tasks;
   RunInfo run;
-  bool gathered_elsewhere = false;  // RunOptions::gather: this process writes nothing
+  bool gathered_elsewhere = false;  // RunOptions::sweep: this process writes nothing
 };
 
 // Loads the data, runs every method and the comparisons. `run` carries the command line and tool
