@@ -104,7 +104,7 @@ std::filesystem::path FindExecutable(const std::string& name) {
   while (true) {
     const size_t colon = dirs.find(':');
     const std::string_view dir = dirs.substr(0, colon);
-    const std::filesystem::path candidate =
+    std::filesystem::path candidate =
         std::filesystem::path(dir.empty() ? "." : std::string(dir)) / name;
     if (IsExecutableFile(candidate)) return candidate;
     if (colon == std::string_view::npos) return {};
