@@ -192,6 +192,34 @@ std::vector<std::string> RunArgv(const MpiSetup& s, int64_t ranks, const fs::pat
   }
 }
 
+bench::MpiRun ReadAccounting(const fs::path& out) {
+  const std::string path = out.string() + ".run.json";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("bench --mpi: the run wrote no " + path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return bench::ParseMpiRun(text, path);
+}
+
+// Later runs read the first run's GEMM paths as their cache: autotuning could pick other paths,
+// and other paths give other bits. Returns the environment entry that points them there.
+std::string HandOnGemmChoices(const bench::MpiRun& first, const fs::path& scratch) {
+  const fs::path cache = scratch / "gemm-cache";
+  kernels::SaveGemmChoicesAsCache(first.gemm_choices, cache);
+  return "RWKV_EMBED_CACHE_DIR=" + cache.string();
+}
+
+void CheckSameOutput(const fs::path& first, const fs::path& out, int64_t first_ranks,
+                     int64_t ranks) {
+  const int64_t at = bench::FirstDifference(first, out);
+  if (at < 0) return;
+  throw DataError("bench --mpi: the output of " + std::to_string(ranks) +
+                  " ranks differs from that of " + std::to_string(first_ranks) + " at byte " +
+                  std::to_string(at) +
+                  ": the sharded embed changed the embeddings (if rwkv-embed-mpi is another "
+                  "build than this rwkv-embed, the GEMM choices could not be handed on: give "
+                  "--gemm-path)");
+}
+
 // Runs every rank count in turn; every output is compared with the first and then removed.
 std::vector<bench::MpiRun> RunAll(const BenchArgs& a, const MpiSetup& s, const fs::path& scratch) {
   std::vector<bench::MpiRun> runs;
@@ -204,28 +232,16 @@ std::vector<bench::MpiRun> RunAll(const BenchArgs& a, const MpiSetup& s, const f
     std::cerr << "bench --mpi: " << n << " rank(s) x " << ThreadsPerRank(s, n) << " thread(s)\n";
     const bench::ChildExit e = bench::RunChild(RunArgv(s, n, out), env);
     if (!e.Succeeded()) ThrowRunFailure(n, e);
-    std::ifstream in(out.string() + ".run.json", std::ios::binary);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in && text.empty()) throw IoError("bench --mpi: no " + out.string() + ".run.json");
-    runs.push_back(bench::ParseMpiRun(text, out.string() + ".run.json"));
+    runs.push_back(ReadAccounting(out));
     if (i == 0) {
       first = out;
-      // Later runs read the first run's GEMM paths (autotuning could pick others: other bits).
       if (a.gemm_path.empty() && runs[0].gemm_choices != "[]") {
-        const fs::path cache = scratch / "gemm-cache";
-        kernels::SaveGemmChoicesAsCache(runs[0].gemm_choices, cache);
-        env.push_back("RWKV_EMBED_CACHE_DIR=" + cache.string());
+        env.push_back(HandOnGemmChoices(runs[0], scratch));
       }
-      continue;
+    } else {
+      CheckSameOutput(first, out, s.ranks[0], n);
+      fs::remove(out);
     }
-    const int64_t at = bench::FirstDifference(first, out);
-    if (at >= 0) {
-      throw DataError("bench --mpi: the output of " + std::to_string(n) +
-                      " ranks differs from that of " + std::to_string(s.ranks[0]) + " at byte " +
-                      std::to_string(at) +
-                      " (same input, model and GEMM paths): sharding changed the embeddings");
-    }
-    fs::remove(out);
   }
   return runs;
 }
