@@ -429,7 +429,7 @@ std::filesystem::path SaveGemmChoicesAsCache(const std::string& json,
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw IoError("cannot create " + dir.string() + ": " + ec.message());
-  const auto file = GemmCacheFile(dir, id);
+  auto file = GemmCacheFile(dir, id);
   SaveGemmCache(file, id, entries);
   return file;
 }
