@@ -295,6 +295,13 @@ TEST_F(BenchMpiFakeTest, MissingProgramsAndBadRankListsAreUsageErrors) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   r = RunShell(Bench("--mpi 1 --model m"), dir_);  // neither --input nor --data-dir
   EXPECT_EQ(r.exit_code, 2) << r.err;
+  // Options of the other mode are refused, not ignored.
+  r = Run("same", "--mpi 1 --lengths 32");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--lengths is not an option of bench --mpi"), std::string::npos) << r.err;
+  r = RunShell(Bench("--model m --shard-bytes 100"), dir_);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--shard-bytes needs --mpi"), std::string::npos) << r.err;
   ExpectNoScratchLeft();
 }
 

@@ -52,6 +52,20 @@ CLI::Option* AddBenchMpiOptions(CLI::App* sub, BenchArgs* a) {
   return mpi;
 }
 
+// An option of one mode given in the other is a mistake, never silently ignored.
+void CheckModeOptions(CLI::App* sub, bool mpi) {
+  static const std::vector<std::string> kMpiOnly = {
+      "--input",       "--layers",  "--pooling",       "--tokenizer",
+      "--shard-bytes", "--mpi-exe", "--cluster-nodes", "--cluster-sentences"};
+  static const std::vector<std::string> kForwardOnly = {
+      "--lengths", "--repetitions", "--latency-pairs", "--gemm-shape", "--seed"};
+  for (const std::string& name : mpi ? kForwardOnly : kMpiOnly) {
+    if (sub->get_option(name)->count() > 0) {
+      throw UsageError(name + (mpi ? " is not an option of bench --mpi" : " needs --mpi"));
+    }
+  }
+}
+
 int RunBench(const BenchArgs& a) {
   if (a.mpi_requested) return RunBenchMpi(a);
   ApplyGemmPath(a.gemm_path);
@@ -184,8 +198,9 @@ Command RegisterBench(CLI::App& app) {
   sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");
   AddGemmPathOption(sub, &a->gemm_path);
   CLI::Option* mpi = AddBenchMpiOptions(sub, a.get());
-  return {sub, [a, mpi] {
+  return {sub, [a, sub, mpi] {
             a->mpi_requested = mpi->count() > 0;
+            CheckModeOptions(sub, a->mpi_requested);
             return RunBench(*a);
           }};
 }
