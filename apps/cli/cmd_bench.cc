@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bench.h"
+#include "bench_args.h"
 #include "commands.h"
 #include "common.h"
 #include "core/error.h"
@@ -13,37 +14,6 @@
 
 namespace rwkv_embed::cli {
 namespace {
-
-struct BenchArgs {
-  std::string model, vocab, data_dir, threads, lengths = "32,128,512,2048", precision = "bf16",
-                                               format = "md", output, gemm_shape = "512,0,0",
-                                               gemm_path;
-  int64_t batch_tokens = 2048, pairs = 0, latency_pairs = 50;
-  int repetitions = 3;
-  uint64_t seed = 0;
-  bool progress = false;
-};
-
-// "1,2,4" -> {1, 2, 4}; every item a positive integer (zero allowed where allow_zero).
-std::vector<int64_t> ParseIntList(const std::string& text, const std::string& option,
-                                  bool allow_zero = false) {
-  std::vector<int64_t> values;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, comma - start);
-    int64_t v = 0;
-    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-    if (item.empty() || ec != std::errc() || end != item.data() + item.size() ||
-        v < (allow_zero ? 0 : 1)) {
-      throw UsageError(option + ": '" + item + "' in '" + text + "' is not a " +
-                       (allow_zero ? "non-negative" : "positive") + " integer");
-    }
-    values.push_back(v);
-    start = comma + 1;
-  }
-  return values;
-}
 
 // OUT (any .md/.json extension dropped) -> OUT.md and OUT.json, for -o both.
 std::string BothStem(std::string stem) {
@@ -53,21 +23,56 @@ std::string BothStem(std::string stem) {
   return stem;
 }
 
-int RunBench(const BenchArgs& a) {
-  ApplyGemmPath(a.gemm_path);
-  if (a.format != "md" && a.format != "json" && a.format != "both") {
-    throw UsageError("-o must be md, json or both");
+// bench --mpi: the rank counts and what runs under them.
+CLI::Option* AddBenchMpiOptions(CLI::App* sub, BenchArgs* a) {
+  auto* mpi =
+      sub->add_option("--mpi", a->mpi,
+                      "scaling of rwkv-embed-mpi embed: comma-separated rank counts, e.g. 1,2,4 "
+                      "(on one machine: the overhead of sharding, not a speed-up)")
+          ->expected(0, 1)
+          ->default_str("1,2,4");
+  sub->add_option("--input", a->input, "--mpi: sentences, one per line (or --data-dir: MRPC dev)");
+  sub->add_option("--layers", a->layers, "--mpi: embed --layers")->capture_default_str();
+  sub->add_option("--pooling", a->pooling, "--mpi: embed --pooling")->capture_default_str();
+  sub->add_option("--tokenizer", a->tokenizer, "--mpi: embed --tokenizer (default: embed's)");
+  sub->add_option("--shard-bytes", a->shard_bytes,
+                  "--mpi: input bytes per shard (0: rwkv-embed-mpi's default)")
+      ->capture_default_str()
+      ->check(IntegerIn(0, kMaxCount));
+  sub->add_option("--mpi-exe", a->mpi_exe,
+                  "--mpi: the rwkv-embed-mpi to run (default: $RWKV_EMBED_MPI_EXE, else the one "
+                  "beside this executable)");
+  sub->add_option("--cluster-nodes", a->cluster_nodes, "--mpi: nodes P of the cluster model")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e9));
+  sub->add_option("--cluster-sentences", a->cluster_sentences,
+                  "--mpi: sentences S of the cluster model")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e18));
+  return mpi;
+}
+
+// An option of one mode given in the other is a mistake, never silently ignored.
+void CheckModeOptions(CLI::App* sub, bool mpi) {
+  static const std::vector<std::string> kMpiOnly = {
+      "--input",       "--layers",  "--pooling",       "--tokenizer",
+      "--shard-bytes", "--mpi-exe", "--cluster-nodes", "--cluster-sentences"};
+  static const std::vector<std::string> kForwardOnly = {
+      "--lengths", "--repetitions", "--latency-pairs", "--gemm-shape", "--seed"};
+  for (const std::string& name : mpi ? kForwardOnly : kMpiOnly) {
+    if (sub->get_option(name)->count() > 0) {
+      throw UsageError(name + (mpi ? " is not an option of bench --mpi" : " needs --mpi"));
+    }
   }
+}
+
+int RunBench(const BenchArgs& a) {
+  if (a.mpi_requested) return RunBenchMpi(a);
+  ApplyGemmPath(a.gemm_path);
   if (a.precision != "f32" && a.precision != "bf16") {
     throw UsageError("--precision must be f32 or bf16");
   }
-  // Output paths before any work: a typo must not cost a whole benchmark.
-  if (!a.output.empty() && a.format == "both") {
-    CheckOutputFile(BothStem(a.output) + ".md", "--output");
-    CheckOutputFile(BothStem(a.output) + ".json", "--output");
-  } else if (!a.output.empty()) {
-    CheckOutputFile(a.output, "--output");
-  }
+  CheckBenchOutput(a);
   bench::BenchOptions o;
   o.model_dir = a.model;
   o.vocab = a.vocab;
@@ -100,6 +105,45 @@ int RunBench(const BenchArgs& a) {
   const std::string md = bench::ToMarkdown(report);
   const std::string json =
       bench::ToJson(report).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  WriteBenchOutput(a, md, json);
+  return 0;
+}
+
+}  // namespace
+
+std::vector<int64_t> ParseIntList(const std::string& text, const std::string& option,
+                                  bool allow_zero) {
+  std::vector<int64_t> values;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    int64_t v = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc() || end != item.data() + item.size() ||
+        v < (allow_zero ? 0 : 1)) {
+      throw UsageError(option + ": '" + item + "' in '" + text + "' is not a " +
+                       (allow_zero ? "non-negative" : "positive") + " integer");
+    }
+    values.push_back(v);
+    start = comma + 1;
+  }
+  return values;
+}
+
+void CheckBenchOutput(const BenchArgs& a) {
+  if (a.format != "md" && a.format != "json" && a.format != "both") {
+    throw UsageError("-o must be md, json or both");
+  }
+  if (!a.output.empty() && a.format == "both") {
+    CheckOutputFile(BothStem(a.output) + ".md", "--output");
+    CheckOutputFile(BothStem(a.output) + ".json", "--output");
+  } else if (!a.output.empty()) {
+    CheckOutputFile(a.output, "--output");
+  }
+}
+
+void WriteBenchOutput(const BenchArgs& a, const std::string& md, const std::string& json) {
   if (a.output.empty()) {
     if (a.format != "json") std::cout << md;
     if (a.format == "both") std::cout << "\n";
@@ -110,10 +154,7 @@ int RunBench(const BenchArgs& a) {
   } else {
     WriteFileAtomically(a.output, a.format == "md" ? md : json);
   }
-  return 0;
 }
-
-}  // namespace
 
 Command RegisterBench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
@@ -156,7 +197,12 @@ Command RegisterBench(CLI::App& app) {
                   "output file (default: stdout); with -o both, OUT.md and OUT.json");
   sub->add_flag("--progress", a->progress, "progress on stderr even when it is not a terminal");
   AddGemmPathOption(sub, &a->gemm_path);
-  return {sub, [a] { return RunBench(*a); }};
+  CLI::Option* mpi = AddBenchMpiOptions(sub, a.get());
+  return {sub, [a, sub, mpi] {
+            a->mpi_requested = mpi->count() > 0;
+            CheckModeOptions(sub, a->mpi_requested);
+            return RunBench(*a);
+          }};
 }
 
 }  // namespace rwkv_embed::cli

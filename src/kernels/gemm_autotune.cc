@@ -415,6 +415,25 @@ void InstallGemmChoices(const std::string& json) {
   s.frozen = true;
 }
 
+std::filesystem::path SaveGemmChoicesAsCache(const std::string& json,
+                                             const std::filesystem::path& dir) {
+  std::vector<GemmTuneEntry> entries;
+  try {
+    for (const auto& je : nlohmann::json::parse(json)) {
+      if (auto e = EntryFromJson(je)) entries.push_back(std::move(*e));
+    }
+  } catch (const nlohmann::json::exception& ex) {
+    throw FormatError(std::string("GEMM choices: malformed JSON: ") + ex.what());
+  }
+  const GemmCacheIdentity id = CurrentGemmCacheIdentity();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw IoError("cannot create " + dir.string() + ": " + ec.message());
+  auto file = GemmCacheFile(dir, id);
+  SaveGemmCache(file, id, entries);
+  return file;
+}
+
 std::string GemmCacheStatus() {
   State& s = GetState();
   std::lock_guard lock(s.mutex);

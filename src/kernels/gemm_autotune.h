@@ -85,6 +85,12 @@ void ResetGemmAutotune();
 // CPU: pass the same --gemm-path to every process instead) and FormatError on malformed text.
 std::string ExportGemmChoices();
 void InstallGemmChoices(const std::string& json);
+// Choices exported by another process of this build on this machine (e.g. the `gemm_choices` of
+// an MPI run's accounting) written as the cache file of `dir`: processes started later with
+// RWKV_EMBED_CACHE_DIR=dir read them and measure nothing (`bench --mpi` gives every run the
+// first run's paths). Returns the file; FormatError on malformed text, IoError when unwritable.
+std::filesystem::path SaveGemmChoicesAsCache(const std::string& json,
+                                             const std::filesystem::path& dir);
 
 // ---- The cache file ---------------------------------------------------------------------------
 struct GemmCacheIdentity {
