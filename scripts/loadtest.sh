@@ -6,7 +6,7 @@
 #       [--serial-requests 500] [--single-requests 200] [--embed-sentences 4000]
 #       [--min-sentences 1] [--max-sentences 16] [--threads N] [--precision f32|bf16]
 #       [--gemm-path P] [--max-batch-tokens N] [--max-batch-delay-ms N] [--format base64|float]
-#       [--out DIR] [--bin PATH]
+#       [--timeout SECONDS] [--warmup-requests 200] [--out DIR] [--bin PATH]
 #
 # Measures, on MRPC sentences (RWKV_EMBED_SHARED, default ../shared), 1-16 per request:
 #  - ROUNDS rounds of REQUESTS requests at CONNECTIONS connections: errors (non-200 and socket),
@@ -17,13 +17,15 @@
 #  - single-sentence requests over 1 connection (SINGLE): p50/p99 latency;
 #  - `rwkv-embed embed` on the same sentences in one process with the same options: sentences/s
 #    (load time subtracted: a 1-sentence run is timed too) and its 1-sentence wall time.
+# A request not answered within --timeout (wrk's per-request limit) counts as a socket error;
+# give a model that takes minutes per queue of 64 requests a larger one (Finch-1B6 on 2 cores: 600).
 # Prints a Markdown summary table; raw logs go to OUT (default build/loadtest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 model="" requests=10000 connections=64 rounds=3 serial=500 single=200 embed_sentences=4000
 min_s=1 max_s=16 threads=0 precision=f32 gemm_path="" max_batch_tokens=16384 delay_ms=2
-format=base64 out=build/loadtest bin=build/release/rwkv-embed max_seconds=900
+format=base64 out=build/loadtest bin=build/release/rwkv-embed max_seconds=900 timeout=120 warmup=200
 while (($#)); do
   case $1 in
     --model) model=$2 ;; --requests) requests=$2 ;; --connections) connections=$2 ;;
@@ -32,15 +34,16 @@ while (($#)); do
     --max-sentences) max_s=$2 ;; --threads) threads=$2 ;; --precision) precision=$2 ;;
     --gemm-path) gemm_path=$2 ;; --max-batch-tokens) max_batch_tokens=$2 ;;
     --max-batch-delay-ms) delay_ms=$2 ;; --format) format=$2 ;; --out) out=$2 ;; --bin) bin=$2 ;;
-    --max-seconds) max_seconds=$2 ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    --max-seconds) max_seconds=$2 ;; --timeout) timeout=$2 ;;
+    --warmup-requests) warmup=$2 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "loadtest: unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
 done
 [[ -n $model ]] || { echo "loadtest: --model DIR is required" >&2; exit 2; }
 for n in "$requests" "$connections" "$rounds" "$serial" "$single" "$embed_sentences" "$min_s" \
-         "$max_s" "$threads" "$max_batch_tokens" "$delay_ms" "$max_seconds"; do
+         "$max_s" "$threads" "$max_batch_tokens" "$delay_ms" "$max_seconds" "$timeout" "$warmup"; do
   [[ $n =~ ^[0-9]+$ ]] || { echo "loadtest: '$n' is not a count" >&2; exit 2; }
 done
 ((min_s >= 1 && max_s >= min_s && connections >= 1 && requests >= 1)) ||
@@ -116,14 +119,14 @@ run_wrk() {  # NAME BODIES REQUESTS CONNECTIONS THREADS
   local per_thread=$(( (n + t - 1) / t ))
   rm -f "$out/markers/$name".*
   mkdir -p "$out/markers"
-  wrk -t "$t" -c "$c" -d "${max_seconds}s" --timeout 120s -s scripts/loadtest.lua "$url" -- \
+  wrk -t "$t" -c "$c" -d "${max_seconds}s" --timeout "${timeout}s" -s scripts/loadtest.lua "$url" -- \
     "$bodies" "$per_thread" "$t" "$out/markers/$name." "${RWKV_EMBED_API_KEY:-}" \
     >"$out/$name.wrk" 2>&1
   grep '^LOADTEST' "$out/$name.wrk" | sed "s/^LOADTEST/$name/"
 }
 
 results=()
-run_wrk warmup "$out/bodies.jsonl" 200 "$connections" "$wrk_threads" >/dev/null
+if ((warmup > 0)); then run_wrk warmup "$out/bodies.jsonl" "$warmup" "$connections" "$wrk_threads" >/dev/null; fi
 for r in $(seq "$rounds"); do
   results+=("$(run_wrk "round$r" "$out/bodies.jsonl" "$requests" "$connections" "$wrk_threads")")
 done
