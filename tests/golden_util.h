@@ -1,0 +1,44 @@
+// Helpers shared by the forward-pass golden tests (model_golden_test.cc, rwkv7_golden_test.cc):
+// loading a model folder's float64 reference outputs and the architecture-independent checks
+// (packing, chunking, mean pooling) that every SequenceModel must pass.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "model/sequence_model.h"
+
+namespace rwkv_embed::testing {
+
+// A model with its folder's golden outputs: golden.safetensors (seqN.layers, seqN.mean,
+// seqN.last_logits, ...) and the token ids of golden.json's sequences.
+struct Golden {
+  std::unique_ptr<SequenceModel> model;
+  TensorStore golden;
+  std::vector<std::vector<int32_t>> ids;
+};
+Golden LoadGolden(std::unique_ptr<SequenceModel> model, const std::filesystem::path& dir);
+
+// Every layer tap of `m`, 0 .. num_layer_taps() - 1.
+std::vector<int> AllLayers(const SequenceModel& m);
+
+// Cosine similarity (in double) between the mean of h's rows and `ref_mean` (h.cols() values).
+double MeanPooledCosine(const Matrix& h, std::span<const float> ref_mean);
+
+// Expects all of `ids` packed into one batch to give, bit for bit, the layer taps, last logits and
+// states that each sequence gives alone (`opts` must ask for logits and states).
+void ExpectPackedBatchIsBitIdentical(const SequenceModel& m,
+                                     const std::vector<std::vector<int32_t>>& ids,
+                                     const ForwardOptions& opts);
+
+// Expects `ids` fed in chunks of each size in `chunks`, the state carried between chunks, to give
+// bit for bit the layer taps, last logits and final state of one pass (`opts` as above).
+void ExpectChunkedEvaluationEqualsOnePass(const SequenceModel& m, std::span<const int32_t> ids,
+                                          const ForwardOptions& opts,
+                                          std::span<const size_t> chunks);
+
+}  // namespace rwkv_embed::testing
