@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <iostream>
 
-#include "golden_util.h"
 #include "io/safetensors.h"
 #include "model/rwkv6.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 namespace rwkv_embed {

@@ -10,24 +10,16 @@
 #include "io/safetensors.h"
 #include "model/random_init.h"
 #include "model/rwkv6.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 namespace rwkv_embed {
 namespace {
 
-constexpr const char* kF32Model = "models/tiny-rwkv6-f32/model.safetensors";
+using testing::CopyTensors;
+using testing::ExpectThrowMentioning;
 
-// Copies every tensor of `src`, letting `edit` rename, reshape or alter it (return false to drop).
-std::vector<TensorToWrite> CopyTensors(const TensorStore& src,
-                                       const std::function<bool(TensorToWrite&)>& edit) {
-  std::vector<TensorToWrite> out;
-  for (const auto& name : src.Names()) {
-    const TensorView& t = src.Get(name);
-    TensorToWrite w{name, t.dtype, t.shape, {t.bytes.begin(), t.bytes.end()}};
-    if (edit(w)) out.push_back(std::move(w));
-  }
-  return out;
-}
+constexpr const char* kF32Model = "models/tiny-rwkv6-f32/model.safetensors";
 
 std::filesystem::path WriteModel(const std::filesystem::path& dir,
                                  const std::vector<TensorToWrite>& tensors,
@@ -39,31 +31,8 @@ std::filesystem::path WriteModel(const std::filesystem::path& dir,
 }
 
 // Final-layer hidden states of a fixed token sequence.
-std::vector<float> FinalLayer(const Rwkv6Model& m) {
-  TokenBatch batch;
-  batch.Add(std::vector<int32_t>{95, 319, 225, 47, 0, 999, 33});
-  ForwardOptions opts;
-  opts.layers = {m.num_layer_taps() - 1};
-  std::vector<float> out;
-  m.Forward(batch, opts,
-            [&](int, const Matrix& h) { out.assign(h.Flat().begin(), h.Flat().end()); });
-  return out;
-}
-
-template <typename E>
-void ExpectThrowMentioning(const std::function<void()>& f,
-                           const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    for (const auto& n : needles) {
-      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
-          << "message lacks '" << n << "': " << e.what();
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
+std::vector<float> FinalLayer(const SequenceModel& m) {
+  return testing::FinalLayer(m, std::vector<int32_t>{95, 319, 225, 47, 0, 999, 33});
 }
 
 TEST(ModelLoadTest, ReadsSharedModelsConfigAndLoraRanksFromShapes) {

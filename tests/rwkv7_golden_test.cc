@@ -10,10 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "golden_util.h"
 #include "io/safetensors.h"
 #include "model/load_model.h"
 #include "model/rwkv7.h"
+#include "model_test_util.h"
 #include "test_util.h"
 #include "tokenizer/byte_tokenizer.h"
 

@@ -1,4 +1,4 @@
-#include "golden_util.h"
+#include "model_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -18,10 +18,32 @@ Golden LoadGolden(std::unique_ptr<SequenceModel> model, const std::filesystem::p
   return g;
 }
 
+std::vector<TensorToWrite> CopyTensors(const TensorStore& src,
+                                       const std::function<bool(TensorToWrite&)>& edit) {
+  std::vector<TensorToWrite> out;
+  for (const auto& name : src.Names()) {
+    const TensorView& t = src.Get(name);
+    TensorToWrite w{name, t.dtype, t.shape, {t.bytes.begin(), t.bytes.end()}};
+    if (edit(w)) out.push_back(std::move(w));
+  }
+  return out;
+}
+
 std::vector<int> AllLayers(const SequenceModel& m) {
   std::vector<int> layers;
   for (int l = 0; l < m.num_layer_taps(); ++l) layers.push_back(l);
   return layers;
+}
+
+std::vector<float> FinalLayer(const SequenceModel& m, std::span<const int32_t> ids) {
+  TokenBatch batch;
+  batch.Add(ids);
+  ForwardOptions opts;
+  opts.layers = {m.num_layer_taps() - 1};
+  std::vector<float> out;
+  m.Forward(batch, opts,
+            [&](int, const Matrix& h) { out.assign(h.Flat().begin(), h.Flat().end()); });
+  return out;
 }
 
 double MeanPooledCosine(const Matrix& h, std::span<const float> ref_mean) {

@@ -1,10 +1,12 @@
-// Helpers shared by the forward-pass golden tests (model_golden_test.cc, rwkv7_golden_test.cc):
-// loading a model folder's float64 reference outputs and the architecture-independent checks
-// (packing, chunking, mean pooling) that every SequenceModel must pass.
+// Helpers shared by the tests of the models (golden, load): copying a checkpoint, loading a model
+// folder's float64 reference outputs, the architecture-independent checks (packing, chunking, mean
+// pooling) that every SequenceModel must pass, and the final layer of a forward pass for comparing
+// two loads.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -23,8 +25,16 @@ struct Golden {
 };
 Golden LoadGolden(std::unique_ptr<SequenceModel> model, const std::filesystem::path& dir);
 
+// Every tensor of `src`, in its order, with `edit` applied to each (to rename, reshape or alter
+// it; return false to drop it), for writing a modified checkpoint.
+std::vector<TensorToWrite> CopyTensors(const TensorStore& src,
+                                       const std::function<bool(TensorToWrite&)>& edit);
+
 // Every layer tap of `m`, 0 .. num_layer_taps() - 1.
 std::vector<int> AllLayers(const SequenceModel& m);
+
+// The last layer tap's hidden states of `ids` (one sequence), flattened.
+std::vector<float> FinalLayer(const SequenceModel& m, std::span<const int32_t> ids);
 
 // Cosine similarity (in double) between the mean of h's rows and `ref_mean` (h.cols() values).
 double MeanPooledCosine(const Matrix& h, std::span<const float> ref_mean);
