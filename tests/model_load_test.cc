@@ -18,6 +18,7 @@ namespace {
 
 using testing::CopyTensors;
 using testing::ExpectThrowMentioning;
+using testing::ReadFile;
 
 constexpr const char* kF32Model = "models/tiny-rwkv6-f32/model.safetensors";
 
@@ -111,12 +112,8 @@ TEST(ModelLoadTest, RandomInitIsDeterministicAndLoadsInEveryDtype) {
   WriteRandomModel(c, o, dir / "b");
   o.seed = 1;
   WriteRandomModel(c, o, dir / "c");
-  auto bytes = [](const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  EXPECT_EQ(bytes(dir / "a/model.safetensors"), bytes(dir / "b/model.safetensors"));
-  EXPECT_NE(bytes(dir / "a/model.safetensors"), bytes(dir / "c/model.safetensors"));
+  EXPECT_EQ(ReadFile(dir / "a/model.safetensors"), ReadFile(dir / "b/model.safetensors"));
+  EXPECT_NE(ReadFile(dir / "a/model.safetensors"), ReadFile(dir / "c/model.safetensors"));
   Rwkv6Model bf16(ModelWeights::Load(dir / "a"));
   EXPECT_TRUE(bf16.config().random_weights);
   EXPECT_NE(bf16.weights().Describe().find("RANDOM"), std::string::npos);
@@ -136,11 +133,6 @@ TEST(ModelLoadTest, RandomInitIsDeterministicAndLoadsInEveryDtype) {
             std::vector<float>(out.begin() + 128, out.begin() + 256));
 }
 
-std::string FileBytes(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
 TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
   // Audit finding: `init-model --seed 1` then `--seed 2 --shards 2` into the same folder kept the
   // old model.safetensors, which the loader preferred: embeddings came from the old model.
@@ -152,14 +144,14 @@ TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
   RandomModelOptions o;
   o.seed = 1;
   WriteRandomModel(c, o, dir);
-  const std::string seed1 = FileBytes(dir / "model.safetensors");
+  const std::string seed1 = ReadFile(dir / "model.safetensors");
   std::ofstream(dir / "notes.txt") << "mine";
 
   o.seed = 2;
   o.shards = 2;
   ExpectThrowMentioning<UsageError>([&] { WriteRandomModel(c, o, dir); },
                                     {dir.string(), "not empty", "model.safetensors", "--force"});
-  EXPECT_EQ(FileBytes(dir / "model.safetensors"), seed1);  // untouched
+  EXPECT_EQ(ReadFile(dir / "model.safetensors"), seed1);  // untouched
   EXPECT_FALSE(fs::exists(dir / "model.safetensors.index.json"));
 
   // A failure while writing (here: the vocabulary to copy is a folder) leaves the folder as it
@@ -167,7 +159,7 @@ TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
   o.force = true;
   o.vocab = root;
   EXPECT_THROW(WriteRandomModel(c, o, dir), IoError);
-  EXPECT_EQ(FileBytes(dir / "model.safetensors"), seed1);
+  EXPECT_EQ(ReadFile(dir / "model.safetensors"), seed1);
   EXPECT_FALSE(fs::exists(dir / "model.safetensors.index.json"));
   EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
   const auto fresh = root / "fresh";
@@ -179,7 +171,7 @@ TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
   WriteRandomModel(c, o, dir);
   EXPECT_FALSE(fs::exists(dir / "model.safetensors"));
   EXPECT_TRUE(fs::exists(dir / "model.safetensors.index.json"));
-  EXPECT_EQ(FileBytes(dir / "notes.txt"), "mine");
+  EXPECT_EQ(ReadFile(dir / "notes.txt"), "mine");
   EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
   const auto expected = root / "expected";
   WriteRandomModel(c, o, expected);
@@ -198,10 +190,10 @@ TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
   // A folder where a file must go stops the commit before anything is replaced.
   fs::remove(dir / "config.json");
   fs::create_directory(dir / "config.json");
-  const std::string before = FileBytes(dir / "model.safetensors");
+  const std::string before = ReadFile(dir / "model.safetensors");
   o.seed = 3;
   ExpectThrowMentioning<IoError>([&] { WriteRandomModel(c, o, dir); }, {"config.json", "folder"});
-  EXPECT_EQ(FileBytes(dir / "model.safetensors"), before);
+  EXPECT_EQ(ReadFile(dir / "model.safetensors"), before);
   EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
 }
 
