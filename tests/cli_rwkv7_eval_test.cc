@@ -19,7 +19,6 @@ namespace {
 using nlohmann::json;
 using testing::ReadJson;
 using testing::RunCli;
-using testing::SmallData;
 
 // Score objects of one split by (method, layer); null for one that is missing.
 class ByMethodAndLayer {
@@ -52,10 +51,10 @@ TEST(CliEvalRwkv7, EveryLayerLabelledWithItsHfIndexAndARandomControl) {
   RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/train.tsv");
   const auto scratch = testing::TempDir();
   const auto out = scratch / "r7.json";
-  const auto run =
-      RunCli({"eval", "--task", "mrpc", "--split", "dev", "--data-dir", SmallData(scratch).string(),
-              "--model", model.parent_path().string(), "--random-control", "--bootstrap", "20",
-              "--subset-size", "20", "--output", out.string(), "--threads", "2"});
+  const auto run = RunCli({"eval", "--task", "mrpc", "--split", "dev", "--data-dir",
+                           testing::SmallData(scratch).string(), "--model",
+                           model.parent_path().string(), "--random-control", "--bootstrap", "20",
+                           "--subset-size", "20", "--output", out.string(), "--threads", "2"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const json j = ReadJson(out);
   EXPECT_FALSE(report::HasNonFinite(j));
@@ -109,7 +108,7 @@ TEST(CliEvalRwkv7, AuthorsBf16AndTheByteLevelModel) {
   RWKV_EMBED_REQUIRE_SHARED(vocab, "models/rwkv_vocab_v20230424.txt");
   RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/train.tsv");
   const auto scratch = testing::TempDir();
-  const auto data_dir = SmallData(scratch).string();
+  const auto data_dir = testing::SmallData(scratch).string();
   auto eval = [&](const std::string& model, const std::string& name,
                   std::vector<std::string> extra) {
     std::vector<std::string> args = {
@@ -171,7 +170,7 @@ TEST(CliReproduceRwkv7, Rwkv6AndRwkv7SideBySideInOneReport) {
                            "--glove",
                            glove.string(),
                            "--data-dir",
-                           SmallData(scratch).string(),
+                           testing::SmallData(scratch).string(),
                            "--out",
                            out.string(),
                            "--tasks",

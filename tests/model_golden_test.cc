@@ -125,26 +125,16 @@ TEST_P(GoldenTest, EveryLayerMatchesFloat64ReferenceWithinThePathsBound) {
 TEST_P(GoldenTest, PackedBatchIsBitIdenticalToOneSequenceAtATime) {
   RWKV_EMBED_REQUIRE_SHARED(dir, "models/" + Model() + "/golden.safetensors");
   Golden g = LoadRwkv6Golden(dir.parent_path());
-  ForwardOptions opts;
-  opts.layers = AllLayers(*g.model);
-  opts.logits = true;
-  opts.return_states = true;
-  opts.precision = Precision();
-  testing::ExpectPackedBatchIsBitIdentical(*g.model, g.ids, opts);
+  testing::ExpectPackedBatchIsBitIdentical(*g.model, g.ids, Precision());
 }
 
 // Chunked evaluation with carried state, and token-by-token (recurrent mode), equal one pass.
 TEST_P(GoldenTest, ChunkedAndRecurrentEvaluationEqualOnePass) {
   RWKV_EMBED_REQUIRE_SHARED(dir, "models/" + Model() + "/golden.safetensors");
   Golden g = LoadRwkv6Golden(dir.parent_path());
-  ForwardOptions opts;
-  opts.layers = AllLayers(*g.model);
-  opts.logits = true;
-  opts.return_states = true;
-  opts.precision = Precision();
   const size_t chunks[] = {1, 50};
   // g.ids[8]: the 206-token sequence.
-  testing::ExpectChunkedEvaluationEqualsOnePass(*g.model, g.ids[8], opts, chunks);
+  testing::ExpectChunkedEvaluationEqualsOnePass(*g.model, g.ids[8], chunks, Precision());
 }
 
 // Every (model, path, precision) the path can take; FP32-math paths run at kF32 only (at kBF16

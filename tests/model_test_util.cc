@@ -46,6 +46,20 @@ std::vector<float> FinalLayer(const SequenceModel& m, std::span<const int32_t> i
   return out;
 }
 
+namespace {
+
+// Every layer tap, the last logits and the states, with matmuls at `precision`.
+ForwardOptions EveryTapLogitsAndStates(const SequenceModel& m, kernels::MatMulPrecision precision) {
+  ForwardOptions opts;
+  opts.layers = AllLayers(m);
+  opts.logits = true;
+  opts.return_states = true;
+  opts.precision = precision;
+  return opts;
+}
+
+}  // namespace
+
 double MeanPooledCosine(const Matrix& h, std::span<const float> ref_mean) {
   const int64_t T = h.rows(), C = h.cols();
   std::vector<double> mean(C, 0.0);
@@ -64,7 +78,8 @@ double MeanPooledCosine(const Matrix& h, std::span<const float> ref_mean) {
 
 void ExpectPackedBatchIsBitIdentical(const SequenceModel& m,
                                      const std::vector<std::vector<int32_t>>& ids,
-                                     const ForwardOptions& opts) {
+                                     kernels::MatMulPrecision precision) {
+  const ForwardOptions opts = EveryTapLogitsAndStates(m, precision);
   TokenBatch all;
   for (const auto& seq : ids) all.Add(seq);
   std::vector<Matrix> packed(m.num_layer_taps());
@@ -90,8 +105,9 @@ void ExpectPackedBatchIsBitIdentical(const SequenceModel& m,
 }
 
 void ExpectChunkedEvaluationEqualsOnePass(const SequenceModel& m, std::span<const int32_t> ids,
-                                          const ForwardOptions& opts,
-                                          std::span<const size_t> chunks) {
+                                          std::span<const size_t> chunks,
+                                          kernels::MatMulPrecision precision) {
+  const ForwardOptions opts = EveryTapLogitsAndStates(m, precision);
   TokenBatch whole;
   whole.Add(ids);
   std::vector<Matrix> full(m.num_layer_taps());

@@ -40,15 +40,15 @@ std::vector<float> FinalLayer(const SequenceModel& m, std::span<const int32_t> i
 double MeanPooledCosine(const Matrix& h, std::span<const float> ref_mean);
 
 // Expects all of `ids` packed into one batch to give, bit for bit, the layer taps, last logits and
-// states that each sequence gives alone (`opts` must ask for logits and states).
+// states that each sequence gives alone, with matmuls at `precision`.
 void ExpectPackedBatchIsBitIdentical(const SequenceModel& m,
                                      const std::vector<std::vector<int32_t>>& ids,
-                                     const ForwardOptions& opts);
+                                     kernels::MatMulPrecision precision);
 
 // Expects `ids` fed in chunks of each size in `chunks`, the state carried between chunks, to give
-// bit for bit the layer taps, last logits and final state of one pass (`opts` as above).
+// bit for bit the layer taps, last logits and final state of one pass (matmuls at `precision`).
 void ExpectChunkedEvaluationEqualsOnePass(const SequenceModel& m, std::span<const int32_t> ids,
-                                          const ForwardOptions& opts,
-                                          std::span<const size_t> chunks);
+                                          std::span<const size_t> chunks,
+                                          kernels::MatMulPrecision precision);
 
 }  // namespace rwkv_embed::testing

@@ -27,10 +27,7 @@ TEST(MpiEmbedTest, NotBuilt) {
 #else
 
 using testing::AvailableF32GemmPaths;
-using testing::GemmCacheChoosing;
-using testing::MpirunCommand;
 using testing::ReadFile;
-using testing::ReadJson;
 using testing::RunShell;
 using testing::ShellQuote;
 using testing::ShellRun;
@@ -64,7 +61,7 @@ class MpiEmbedTest : public ::testing::Test {
     std::ofstream(input_, std::ios::binary) << InputText();
   }
 
-  static std::string Mpirun(int ranks) { return MpirunCommand(RWKV_EMBED_MPIEXEC, ranks); }
+  static std::string Mpirun(int ranks) { return testing::MpirunCommand(RWKV_EMBED_MPIEXEC, ranks); }
   std::string EmbedArgs(const fs::path& out, const std::string& extra = "") const {
     return " embed --model " + ShellQuote(model_.string()) + " --input " +
            ShellQuote(input_.string()) + " --output " + ShellQuote(out.string()) +
@@ -84,7 +81,7 @@ class MpiEmbedTest : public ::testing::Test {
 
   // A GEMM cache in dir_/name naming `path` for every weight shape of the model.
   fs::path CacheChoosing(kernels::GemmPath path, const std::string& name) const {
-    return GemmCacheChoosing(path, {model_}, dir_ / name);
+    return testing::GemmCacheChoosing(path, {model_}, dir_ / name);
   }
 
   fs::path model_, dir_, input_;
@@ -103,7 +100,7 @@ TEST_F(MpiEmbedTest, BitIdenticalToOneProcessForOneTwoAndThreeRanks) {
     // Nothing left beside the output; the accounting adds up.
     EXPECT_FALSE(fs::exists(out.string() + ".shards.partial"));
     EXPECT_FALSE(fs::exists(out.string() + ".shards.json"));
-    const auto run = ReadJson(out.string() + ".run.json");
+    const auto run = testing::ReadJson(out.string() + ".run.json");
     EXPECT_EQ(run["ranks"], ranks);
     EXPECT_EQ(run["sentences"], 100);
     EXPECT_GT(run["shards"].get<int>(), 3 * ranks);
@@ -147,7 +144,7 @@ TEST_F(MpiEmbedTest, EveryRankMultipliesWithRankZerosGemmChoices) {
                               dir_);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(ReadFile(out) == ReadFile(dir_ / "a.npy")) << "a rank used its own GEMM choice";
-  const auto run = ReadJson(out.string() + ".run.json");
+  const auto run = testing::ReadJson(out.string() + ".run.json");
   for (const auto& k : run["per_rank"]) EXPECT_GT(k["shards"].get<int>(), 0) << k.dump();
   for (const auto& g : run["gemm_choices"]) {
     EXPECT_EQ(g["path"], std::string(kernels::GemmPathName(paths[0])));
@@ -169,7 +166,7 @@ TEST_F(MpiEmbedTest, ARankKilledMidRunLosesNothingAndTheRerunDoesOnlyTheMissingS
   EXPECT_FALSE(fs::exists(out)) << "an interrupted run left a file under the final name";
   ASSERT_TRUE(fs::exists(data));
   ASSERT_TRUE(fs::exists(manifest));
-  const std::string done = ReadJson(manifest)["done"];
+  const std::string done = testing::ReadJson(manifest)["done"];
   const auto finished = std::count(done.begin(), done.end(), '1');
   EXPECT_GE(finished, 1) << done;
   EXPECT_LT(finished, static_cast<int64_t>(done.size())) << "nothing was left to resume";
@@ -186,7 +183,7 @@ TEST_F(MpiEmbedTest, ARankKilledMidRunLosesNothingAndTheRerunDoesOnlyTheMissingS
   EXPECT_TRUE(ReadFile(out) == ReadFile(dir_ / "single.npy")) << "resumed output differs";
   EXPECT_FALSE(fs::exists(data));
   EXPECT_FALSE(fs::exists(manifest));
-  const auto run = ReadJson(out.string() + ".run.json");
+  const auto run = testing::ReadJson(out.string() + ".run.json");
   EXPECT_EQ(run["shards"].get<int64_t>(), static_cast<int64_t>(done.size()));
   EXPECT_EQ(run["shards_this_run"].get<int64_t>(), static_cast<int64_t>(done.size()) - finished);
   EXPECT_TRUE(run["resumed"].get<bool>());

@@ -29,9 +29,6 @@ TEST(MpiSweepTest, NotBuilt) {
 #else
 
 using testing::AvailableF32GemmPaths;
-using testing::GemmCacheChoosing;
-using testing::MpirunCommand;
-using testing::ReadFile;
 using testing::ReadJson;
 using testing::RunShell;
 using testing::ShellQuote;
@@ -77,7 +74,7 @@ class MpiSweepTest : public ::testing::Test {
     data_ = testing::SmallData(dir_);  // as cli_eval_test: each run takes seconds
   }
 
-  static std::string Mpirun(int ranks) { return MpirunCommand(RWKV_EMBED_MPIEXEC, ranks); }
+  static std::string Mpirun(int ranks) { return testing::MpirunCommand(RWKV_EMBED_MPIEXEC, ranks); }
   static fs::path Model(const std::string& name) {
     return testing::SharedFile("models/" + name + "/config.json").parent_path();
   }
@@ -104,7 +101,8 @@ class MpiSweepTest : public ::testing::Test {
 
   // A GEMM cache in dir_/name naming `path` for every weight shape of both models.
   fs::path CacheChoosing(kernels::GemmPath path, const std::string& name) const {
-    return GemmCacheChoosing(path, {Model("tiny-rwkv6-f32"), Model("tiny-rwkv7-f32")}, dir_ / name);
+    return testing::GemmCacheChoosing(path, {Model("tiny-rwkv6-f32"), Model("tiny-rwkv7-f32")},
+                                      dir_ / name);
   }
 
   fs::path dir_, data_;
@@ -219,7 +217,7 @@ TEST_F(MpiSweepTest, ReproduceOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
     std::sort(a_files.begin(), a_files.end());
     std::sort(b_files.begin(), b_files.end());
     EXPECT_EQ(a_files, b_files);
-    const std::string report = ReadFile(out / kRunName / "report.md");
+    const std::string report = testing::ReadFile(out / kRunName / "report.md");
     EXPECT_NE(report.find("Table 1"), std::string::npos);
   }
 }
@@ -313,7 +311,7 @@ TEST_F(MpiSweepTest, AblateOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
   // The markdown without its command, start and duration rows.
   const auto markdown = [&](const std::string& name) {
     static const std::regex timing("\\| (command|started \\(UTC\\)|evaluation time) \\|[^\\n]*\\n");
-    return std::regex_replace(ReadFile(dir_ / name / "ablation.md"), timing, "");
+    return std::regex_replace(testing::ReadFile(dir_ / name / "ablation.md"), timing, "");
   };
   if (run(Single(), "single", "").exit_code != 0) return;
   const json a = ReadJson(dir_ / "single.json");
@@ -329,7 +327,8 @@ TEST_F(MpiSweepTest, AblateOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
     EXPECT_TRUE(Comparable(a) == Comparable(b)) << ranks << " ranks differ from rwkv-embed ablate";
     EXPECT_EQ(markdown("single"), markdown(name)) << ranks << " ranks";
     for (const char* plot : {"plots/ablation-layers.dat", "plots/ablation-grid.dat"}) {
-      EXPECT_EQ(ReadFile(dir_ / "single" / plot), ReadFile(dir_ / name / plot)) << plot;
+      EXPECT_EQ(testing::ReadFile(dir_ / "single" / plot), testing::ReadFile(dir_ / name / plot))
+          << plot;
     }
     ASSERT_TRUE(b.contains("mpi"));
     // Every pass embeds the same split: the same tokens each.

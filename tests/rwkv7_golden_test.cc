@@ -20,11 +20,8 @@
 namespace rwkv_embed {
 namespace {
 
-using testing::AllLayers;
 using testing::CompareClose;
 using testing::Golden;
-using testing::LoadGolden;
-using testing::MeanPooledCosine;
 
 // Tolerance |a - b| <= atol + rtol |ref|. The project's requirement is 1e-4 + 1e-3 |ref|; the
 // RWKV-6 goldens (model_golden_test.cc) are held to 2e-5 + 1e-4 |ref|, ten times tighter, and so
@@ -45,7 +42,7 @@ constexpr double kAtol = 2e-5;  // rwkv.cpp's expected logits
 constexpr double kRtol = 1e-4;
 
 Golden LoadRwkv7Golden(const std::filesystem::path& dir) {
-  return LoadGolden(std::make_unique<Rwkv7Model>(Rwkv7Weights::Load(dir)), dir);
+  return testing::LoadGolden(std::make_unique<Rwkv7Model>(Rwkv7Weights::Load(dir)), dir);
 }
 
 size_t LongestSequence(const Golden& g) {
@@ -80,7 +77,7 @@ TEST_P(Rwkv7GoldenTest, EveryLayerLogitsAndStatesMatchFloat64Reference) {
     const auto ref = ToFloat32(g.golden.Get(seq + ".layers"));
     ASSERT_EQ(static_cast<int64_t>(ref.size()), m.num_layer_taps() * T * C);
     ForwardOptions opts;
-    opts.layers = AllLayers(m);
+    opts.layers = testing::AllLayers(m);
     opts.logits = true;
     opts.return_states = true;
     int taps = 0;
@@ -137,7 +134,7 @@ TEST_P(Rwkv7GoldenTest, Bf16MatmulsStayWithinTheirStatedTolerance) {
     const auto ref = ToFloat32(g.golden.Get("seq" + std::to_string(s) + ".layers"));
     const auto ref_mean = ToFloat32(g.golden.Get("seq" + std::to_string(s) + ".mean"));
     ForwardOptions opts;
-    opts.layers = AllLayers(m);
+    opts.layers = testing::AllLayers(m);
     opts.precision = kernels::MatMulPrecision::kBF16;
     m.Forward(batch, opts, [&](int layer, const Matrix& h) {
       const auto ref_layer = std::span(ref).subspan(layer * T * C, T * C);
@@ -155,7 +152,7 @@ TEST_P(Rwkv7GoldenTest, Bf16MatmulsStayWithinTheirStatedTolerance) {
         EXPECT_EQ(r.violations, 0u) << "seq " << s << " layer " << layer << ": " << r.Describe();
       }
       worst_abs = std::max(worst_abs, r.max_abs_error);
-      const double cos = MeanPooledCosine(h, std::span(ref_mean).subspan(layer * C, C));
+      const double cos = testing::MeanPooledCosine(h, std::span(ref_mean).subspan(layer * C, C));
       EXPECT_GE(cos, 0.999) << "seq " << s << " layer " << layer;
       worst_cos = std::min(worst_cos, cos);
     });
@@ -169,11 +166,7 @@ TEST_P(Rwkv7GoldenTest, Bf16MatmulsStayWithinTheirStatedTolerance) {
 TEST_P(Rwkv7GoldenTest, PackedBatchIsBitIdenticalToOneSequenceAtATime) {
   RWKV_EMBED_REQUIRE_SHARED(dir, std::string("models/") + GetParam() + "/golden.safetensors");
   Golden g = LoadRwkv7Golden(dir.parent_path());
-  ForwardOptions opts;
-  opts.layers = AllLayers(*g.model);
-  opts.logits = true;
-  opts.return_states = true;
-  testing::ExpectPackedBatchIsBitIdentical(*g.model, g.ids, opts);
+  testing::ExpectPackedBatchIsBitIdentical(*g.model, g.ids, kernels::MatMulPrecision::kF32);
 }
 
 // Chunked evaluation with carried state, and token-by-token (recurrent mode), equal one pass bit
@@ -181,12 +174,9 @@ TEST_P(Rwkv7GoldenTest, PackedBatchIsBitIdenticalToOneSequenceAtATime) {
 TEST_P(Rwkv7GoldenTest, ChunkedAndRecurrentEvaluationEqualOnePass) {
   RWKV_EMBED_REQUIRE_SHARED(dir, std::string("models/") + GetParam() + "/golden.safetensors");
   Golden g = LoadRwkv7Golden(dir.parent_path());
-  ForwardOptions opts;
-  opts.layers = AllLayers(*g.model);
-  opts.logits = true;
-  opts.return_states = true;
   const size_t chunks[] = {1, 7, 50};
-  testing::ExpectChunkedEvaluationEqualsOnePass(*g.model, g.ids[LongestSequence(g)], opts, chunks);
+  testing::ExpectChunkedEvaluationEqualsOnePass(*g.model, g.ids[LongestSequence(g)], chunks,
+                                                kernels::MatMulPrecision::kF32);
 }
 
 // LoadModel recognises each folder as RWKV-7 (config.json model_type, or tensor names alone for
