@@ -5,11 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "cli_test_util.h"
 #include "report/report.h"
 #include "test_util.h"
 
@@ -18,29 +18,16 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using testing::ReadFile;
+using testing::ReadJson;
 using testing::RunCli;
-
-json ReadJson(const fs::path& p) {
-  std::ifstream in(p);
-  EXPECT_TRUE(in) << p;
-  return json::parse(in);
-}
-
-std::string ReadText(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
 
 // A data folder with the first 60 MRPC dev pairs, 40 train and 20 test pairs.
 fs::path SmallMrpc(const fs::path& shared_data, const fs::path& scratch) {
   fs::path dir = scratch / "data";
-  fs::create_directories(dir / "mrpc");
   for (const auto& [file, lines] : {std::pair{"dev.tsv", 61}, std::pair{"train.tsv", 41},
                                     std::pair{"msr_paraphrase_test.txt", 21}}) {
-    std::ifstream in(shared_data / "mrpc" / file, std::ios::binary);
-    std::ofstream out(dir / "mrpc" / file, std::ios::binary);
-    std::string line;
-    for (int i = 0; i < lines && std::getline(in, line); ++i) out << line << "\n";
+    testing::CopyHead(shared_data / "mrpc" / file, dir / "mrpc" / file, lines);
   }
   return dir;
 }
@@ -105,7 +92,7 @@ TEST(CliAblate, GridOnRwkv6WritesDeltasAndNoOpIsExactlyZero) {
   // Skipping block 1's time mix changes block 1's output.
   EXPECT_NE(j["ablations"][0]["layers"][1]["delta"], 0.0);
 
-  const std::string md = ReadText(out_dir / "ablation.md");
+  const std::string md = ReadFile(out_dir / "ablation.md");
   for (const char* s :
        {"ABLATED", "random weights", "## Intact model", "skip-tmix:2", "## Grid",
         "| decay-scale=1 | +0.0000 [+0.0000, +0.0000] | +0.0000 [+0.0000, +0.0000] |"}) {
@@ -151,19 +138,9 @@ TEST(CliAblate, EvalAndReproduceRecordAndApplyTheAblation) {
   RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/dev.tsv");
   const fs::path scratch = testing::TempDir();
   const fs::path data_dir = SmallMrpc(data.parent_path().parent_path(), scratch);
-  const std::vector<std::string> base = {"eval",
-                                         "--task",
-                                         "mrpc",
-                                         "--split",
-                                         "dev",
-                                         "--data-dir",
-                                         data_dir.string(),
-                                         "--model",
-                                         model.parent_path().string(),
-                                         "--bootstrap",
-                                         "0",
-                                         "--fit-split",
-                                         "none"};
+  std::vector<std::string> base = testing::EvalMrpcDevArgs(data_dir);
+  base.insert(base.end(),
+              {"--model", model.parent_path().string(), "--bootstrap", "0", "--fit-split", "none"});
   auto plain = base, ablated = base;
   plain.insert(plain.end(), {"--output", (scratch / "plain.json").string()});
   ablated.insert(ablated.end(),
@@ -216,7 +193,7 @@ TEST(CliAblate, EvalAndReproduceRecordAndApplyTheAblation) {
   const fs::path dir = out / "tiny-rwkv6-f32-ablated-decay-scale=0.5_1-2-zero-bonus_1";
   ASSERT_TRUE(fs::exists(dir)) << rep.out;
   EXPECT_FALSE(fs::exists(out / "tiny-rwkv6-f32"));
-  const std::string md = ReadText(dir / "report.md");
+  const std::string md = ReadFile(dir / "report.md");
   const size_t first_note = md.find("- **");  // the report's first statement says it
   EXPECT_EQ(md.find("- **ABLATED MODEL", first_note), first_note) << md.substr(0, 600);
   EXPECT_NE(md.find("decay-scale=0.5:1-2 + zero-bonus:1"), std::string::npos);
@@ -240,8 +217,8 @@ TEST(CliAblate, EmbedAppliesTheAblationAndSaysSo) {
   EXPECT_NE(noop.err.find("ABLATED MODEL: decay-scale=1:all"), std::string::npos) << noop.err;
   const auto skip = embed("skip.jsonl", {"--ablate", "tmix:1"});
   ASSERT_EQ(skip.exit_code, 0) << skip.err;
-  EXPECT_EQ(ReadText(scratch / "noop.jsonl"), ReadText(scratch / "plain.jsonl"));
-  EXPECT_NE(ReadText(scratch / "skip.jsonl"), ReadText(scratch / "plain.jsonl"));
+  EXPECT_EQ(ReadFile(scratch / "noop.jsonl"), ReadFile(scratch / "plain.jsonl"));
+  EXPECT_NE(ReadFile(scratch / "skip.jsonl"), ReadFile(scratch / "plain.jsonl"));
 }
 
 TEST(CliAblate, BadSpecsAreUsageErrorsNamingThePart) {

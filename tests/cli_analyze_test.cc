@@ -6,9 +6,9 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "analysis/statistics.h"
+#include "cli_test_util.h"
 #include "data/pairs.h"
 #include "io/npy.h"
 #include "test_util.h"
@@ -17,42 +17,10 @@ namespace rwkv_embed {
 namespace {
 
 using nlohmann::json;
+using testing::ReadFile;
+using testing::ReadJson;
 using testing::RunCli;
-
-json ReadJson(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  EXPECT_TRUE(in) << p;
-  return json::parse(in);
-}
-
-std::string ReadText(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void CopyHead(const std::filesystem::path& from, const std::filesystem::path& to, int lines) {
-  std::filesystem::create_directories(to.parent_path());
-  std::ifstream in(from, std::ios::binary);
-  std::ofstream out(to, std::ios::binary);
-  std::string line;
-  for (int i = 0; i < lines && std::getline(in, line); ++i) out << line << "\n";
-}
-
-// MRPC cut to 30 dev / 40 train / 20 test pairs and STS-B to 19 pairs a split: seconds per run.
-std::filesystem::path SmallData(const std::filesystem::path& scratch) {
-  const auto shared = testing::SharedDir() / "data";
-  auto dir = scratch / "data";
-  CopyHead(shared / "mrpc/train.tsv", dir / "mrpc/train.tsv", 41);
-  CopyHead(shared / "mrpc/dev.tsv", dir / "mrpc/dev.tsv", 31);
-  CopyHead(shared / "mrpc/msr_paraphrase_test.txt", dir / "mrpc/msr_paraphrase_test.txt", 21);
-  for (const char* s : {"train", "dev", "test"}) {
-    CopyHead(shared / "stsb" / (std::string("sts-") + s + ".tsv"),
-             dir / "stsb" / (std::string("sts-") + s + ".tsv"), 20);
-  }
-  return dir;
-}
+using testing::SmallData;
 
 class AnalyzeCliTest : public ::testing::Test {
  protected:
@@ -160,7 +128,7 @@ TEST_F(AnalyzeCliTest, Rwkv6JsonAgreesWithEmbedOutputs) {
                 analysis::EffectiveRank(analysis::RowSingularValues(set, true)), 1e-7);
   }
   // The report says what the entropy is and what random weights mean, and links the plots.
-  const std::string md = ReadText(scratch_ / "report" / "report.md");
+  const std::string md = ReadFile(scratch_ / "report" / "report.md");
   EXPECT_NE(md.find("Beyond the study: layer analysis"), std::string::npos);
   EXPECT_NE(md.find("\"Shannon entropy of hidden states\""), std::string::npos);
   EXPECT_NE(md.find("say nothing about RWKV"), std::string::npos);
@@ -228,7 +196,7 @@ TEST_F(AnalyzeCliTest, ReproduceBeyondAddsTheLayerAnalysisToItsReport) {
   EXPECT_EQ(j["split"], "dev");
   EXPECT_EQ(j["layers"].size(), 4u);
   EXPECT_EQ(j["weights"].size(), 16u);
-  const std::string md = ReadText(dir / "report.md");
+  const std::string md = ReadFile(dir / "report.md");
   EXPECT_NE(md.find("Table 1"), std::string::npos);  // the study's report is still there
   const size_t at = md.find("## Beyond the study: layer analysis");
   ASSERT_NE(at, std::string::npos);

@@ -91,10 +91,6 @@ TEST(CliEmbedTest, ChunkedStreamingGivesIdenticalOutput) {
   const auto tmp = testing::TempDir();
   std::string input;
   for (int i = 0; i < 11; ++i) input += "sentence number " + std::to_string(i * 7) + " here\n";
-  auto slurp = [](const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
   for (const char* ext : {".npy", ".jsonl"}) {
     const auto one = tmp / (std::string("one") + ext), many = tmp / (std::string("many") + ext);
     auto r = RunCli({"embed", "--model", dir.parent_path().string(), "--output", one.string(),
@@ -105,7 +101,7 @@ TEST(CliEmbedTest, ChunkedStreamingGivesIdenticalOutput) {
                 "--layers", "0,2-3", "--chunk-sentences", "3", "--batch-tokens", "5"},
                input);
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(slurp(one), slurp(many)) << ext;
+    EXPECT_EQ(testing::ReadFile(one), testing::ReadFile(many)) << ext;
     EXPECT_FALSE(std::filesystem::exists(many.string() + ".partial"));
   }
   EXPECT_EQ(ReadNpyF32(tmp / "one.npy").shape, (std::vector<int64_t>{3, 11, 128}));

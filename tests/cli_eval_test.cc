@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "cli_test_util.h"
 #include "report/report.h"
 #include "test_util.h"
 
@@ -14,37 +15,9 @@ namespace rwkv_embed {
 namespace {
 
 using nlohmann::json;
+using testing::ReadJson;
 using testing::RunCli;
-
-json ReadJson(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  EXPECT_TRUE(in) << p;
-  return json::parse(in);
-}
-
-// The first `lines` lines of a shared file.
-void CopyHead(const std::filesystem::path& from, const std::filesystem::path& to, int lines) {
-  std::filesystem::create_directories(to.parent_path());
-  std::ifstream in(from, std::ios::binary);
-  std::ofstream out(to, std::ios::binary);
-  std::string line;
-  for (int i = 0; i < lines && std::getline(in, line); ++i) out << line << "\n";
-}
-
-// DATA laid out like ../shared/data with 40 MRPC train, 30 dev, 20 test pairs and 20 STS-B
-// pairs per split (the header lines of the MRPC files count).
-std::filesystem::path SmallData(const std::filesystem::path& shared_data,
-                                const std::filesystem::path& scratch) {
-  auto dir = scratch / "data";
-  CopyHead(shared_data / "mrpc/train.tsv", dir / "mrpc/train.tsv", 41);
-  CopyHead(shared_data / "mrpc/dev.tsv", dir / "mrpc/dev.tsv", 31);
-  CopyHead(shared_data / "mrpc/msr_paraphrase_test.txt", dir / "mrpc/msr_paraphrase_test.txt", 21);
-  for (const char* s : {"train", "dev", "test"}) {
-    CopyHead(shared_data / "stsb" / (std::string("sts-") + s + ".tsv"),
-             dir / "stsb" / (std::string("sts-") + s + ".tsv"), 20);
-  }
-  return dir;
-}
+using testing::SmallData;
 
 void ExpectScoreObject(const json& o, const std::string& method, const std::string& split,
                        int n_pairs, bool binary) {
@@ -134,29 +107,13 @@ TEST(CliEval, TinyModelEveryLayerBothNumberings) {
   RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-bf16/config.json");
   RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/train.tsv");
   const auto dir = testing::TempDir();
-  const auto data_dir = SmallData(data.parent_path().parent_path(), dir);
+  const auto data_dir = SmallData(dir);
   const auto out = dir / "rwkv.json";
-  const auto run = RunCli({"eval",
-                           "--task",
-                           "mrpc",
-                           "--split",
-                           "dev",
-                           "--data-dir",
-                           data_dir.string(),
-                           "--model",
-                           model.parent_path().string(),
-                           "--layers",
-                           "all",
-                           "--pooling",
-                           "mean",
-                           "--output",
-                           out.string(),
-                           "--bootstrap",
-                           "50",
-                           "--subset-size",
-                           "20",
-                           "--threads",
-                           "2"});
+  auto args = testing::EvalMrpcDevArgs(data_dir);
+  args.insert(args.end(), {"--model", model.parent_path().string(), "--layers", "all", "--pooling",
+                           "mean", "--output", out.string(), "--bootstrap", "50", "--subset-size",
+                           "20", "--threads", "2"});
+  const auto run = RunCli(args);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const json j = ReadJson(out);
   EXPECT_FALSE(report::HasNonFinite(j));
@@ -213,7 +170,7 @@ TEST(CliReproduce, SmallEndToEndOnTheTinyModel) {
   RWKV_EMBED_REQUIRE_SHARED(glove, "vectors/glove.6B.100d.mrpc-stsb.txt");
   RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/train.tsv");
   const auto scratch = testing::TempDir();
-  const auto data_dir = SmallData(data.parent_path().parent_path(), scratch);
+  const auto data_dir = SmallData(scratch);
   const auto out = scratch / "results";
   const auto run =
       RunCli({"reproduce", "--model", model.parent_path().string(), "--glove", glove.string(),
@@ -247,8 +204,7 @@ TEST(CliReproduce, SmallEndToEndOnTheTinyModel) {
   const json stsb = ReadJson(dir / "stsb.json");
   EXPECT_FALSE(report::HasNonFinite(stsb));
   EXPECT_FALSE(stsb["scores"]["dev"][0].contains("roc_auc"));  // graded labels: no binary metrics
-  std::ifstream in(dir / "report.md");
-  const std::string md((std::istreambuf_iterator<char>(in)), {});
+  const std::string md = testing::ReadFile(dir / "report.md");
   for (const char* s : {"Table 1", "Table 2", "Table 3", "0.3498", "GloVe 6B 50d",
                         "tiny test model", "Qualitative table", "no such layer"}) {
     EXPECT_NE(md.find(s), std::string::npos) << s;
@@ -317,7 +273,7 @@ TEST(CliEvalPairs, TsvCsvJsonlScoreLikeTheTaskReaders) {
   RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/train.tsv");
   const auto dir = testing::TempDir();
   const auto shared_data = data.parent_path().parent_path();
-  const auto data_dir = SmallData(shared_data, dir);
+  const auto data_dir = SmallData(dir);
   const std::vector<std::string> common = {"--glove", glove.string(), "--bootstrap", "100"};
   struct Case {
     std::string task, label_type;

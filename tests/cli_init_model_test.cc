@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <string>
 
 #include "io/npy.h"
@@ -11,13 +10,9 @@
 namespace rwkv_embed {
 namespace {
 
+using testing::ReadFile;
 using testing::RunCli;
 namespace fs = std::filesystem;
-
-std::string FileBytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
 
 TEST(CliInitModelTest, SecondModelIntoTheSameFolderNeedsForceAndReplacesTheFirst) {
   // Audit finding: --seed 1, then --seed 2 --shards 2 into the same folder left the seed-1
@@ -38,13 +33,13 @@ TEST(CliInitModelTest, SecondModelIntoTheSameFolderNeedsForceAndReplacesTheFirst
     return ReadNpyF32(out).data;
   };
   ASSERT_EQ(init("1", "1", false, m).exit_code, 0);
-  const std::string seed1 = FileBytes(m / "model.safetensors");
+  const std::string seed1 = ReadFile(m / "model.safetensors");
 
   auto r = init("2", "2", false, m);
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("not empty"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--force"), std::string::npos) << r.err;
-  EXPECT_EQ(FileBytes(m / "model.safetensors"), seed1);
+  EXPECT_EQ(ReadFile(m / "model.safetensors"), seed1);
 
   r = init("2", "2", true, m);
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -15,12 +15,8 @@
 namespace rwkv_embed {
 namespace {
 
+using testing::ReadFile;
 using testing::RunCli;
-
-std::string ReadAll(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
 
 void ExpectContains(const std::string& text, const std::vector<std::string>& parts) {
   for (const std::string& part : parts) {
@@ -70,7 +66,7 @@ TEST(CliNumericTest, EmbedFailsWithExit7AndKeepsThePreviousOutput) {
                           (tmp / "in.txt").string() + ") in " + c.requested_layer,
                       "first turn non-finite at " + c.first_layer, "tensor '" + c.tensor + "'",
                       "at element " + std::to_string(c.element), "forward batch 1,"});
-      EXPECT_EQ(ReadAll(out), "previous output");
+      EXPECT_EQ(ReadFile(out), "previous output");
       EXPECT_FALSE(std::filesystem::exists(tmp / (std::string("out") + ext + ".partial")));
     }
   }

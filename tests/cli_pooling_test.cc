@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli_test_util.h"
 #include "io/npy.h"
 #include "metrics/metrics.h"
 #include "report/pooling_report.h"
@@ -15,15 +16,8 @@ namespace rwkv_embed {
 namespace {
 
 using nlohmann::json;
+using testing::CopyHead;
 using testing::RunCli;
-
-void CopyHead(const std::filesystem::path& from, const std::filesystem::path& to, int lines) {
-  std::filesystem::create_directories(to.parent_path());
-  std::ifstream in(from, std::ios::binary);
-  std::ofstream out(to, std::ios::binary);
-  std::string line;
-  for (int i = 0; i < lines && std::getline(in, line); ++i) out << line << "\n";
-}
 
 TEST(CliPoolingTest, EvalScoresEachMethodAndRecordsWhatItWasFittedOn) {
   RWKV_EMBED_REQUIRE_SHARED(model, "models/tiny-rwkv6-f32/model.safetensors");

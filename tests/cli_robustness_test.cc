@@ -7,7 +7,6 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,17 +22,11 @@
 namespace rwkv_embed {
 namespace {
 
+using testing::ReadFile;
 using testing::RunCli;
 
 bool Contains(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
-}
-
-std::string Slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 void Write(const std::filesystem::path& p, const std::string& content) {
@@ -180,7 +173,7 @@ TEST(CliExitCodesTest, EmbedStripsALeadingByteOrderMark) {
   r = RunCli({"embed", "--model", model, "--output", bom.string()},
              "\xEF\xBB\xBFHello world\nsecond\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(Slurp(bom), Slurp(plain));
+  EXPECT_EQ(ReadFile(bom), ReadFile(plain));
   EXPECT_TRUE(PartialFiles(dir).empty());
 }
 
@@ -221,26 +214,26 @@ TEST(CliExitCodesTest, OutOfMemoryExitsEight) {
                           (dir / "err").string() + "' > /dev/null";
   const int status = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), kOutOfMemoryExit) << Slurp(dir / "err");
-  EXPECT_TRUE(Contains(Slurp(dir / "err"), "out of memory while running 'bench'"))
-      << Slurp(dir / "err");
+  EXPECT_EQ(WEXITSTATUS(status), kOutOfMemoryExit) << ReadFile(dir / "err");
+  EXPECT_TRUE(Contains(ReadFile(dir / "err"), "out of memory while running 'bench'"))
+      << ReadFile(dir / "err");
 }
 
 TEST(AtomicFileTest, PartialFileCommitsOrLeavesTheOldFile) {
   const auto dir = testing::TempDir();
   const auto path = dir / "out.txt";
   WriteFileAtomically(path, "first");
-  EXPECT_EQ(Slurp(path), "first");
+  EXPECT_EQ(ReadFile(path), "first");
   {
     PartialFile p(path);
     EXPECT_EQ(p.path(), dir / "out.txt.partial");
     Write(p.path(), "half");
     // Destroyed without Commit (an error): the old file stays, the .partial goes.
   }
-  EXPECT_EQ(Slurp(path), "first");
+  EXPECT_EQ(ReadFile(path), "first");
   EXPECT_FALSE(std::filesystem::exists(dir / "out.txt.partial"));
   WriteFileAtomically(path, "second");
-  EXPECT_EQ(Slurp(path), "second");
+  EXPECT_EQ(ReadFile(path), "second");
   EXPECT_TRUE(PartialFiles(dir).empty());
   EXPECT_THROW(WriteFileAtomically(dir / "no" / "x.txt", "x"), IoError);
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "cli_test_util.h"
 #include "report/report.h"
 #include "test_util.h"
 
@@ -16,36 +17,8 @@ namespace rwkv_embed {
 namespace {
 
 using nlohmann::json;
+using testing::ReadJson;
 using testing::RunCli;
-
-json ReadJson(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  EXPECT_TRUE(in) << p;
-  return json::parse(in);
-}
-
-void CopyHead(const std::filesystem::path& from, const std::filesystem::path& to, int lines) {
-  std::filesystem::create_directories(to.parent_path());
-  std::ifstream in(from, std::ios::binary);
-  std::ofstream out(to, std::ios::binary);
-  std::string line;
-  for (int i = 0; i < lines && std::getline(in, line); ++i) out << line << "\n";
-}
-
-// A data folder like ../shared/data, cut to 40 MRPC train, 30 dev and 20 test pairs and 20
-// STS-B pairs per split, so that every run takes seconds.
-std::filesystem::path SmallData(const std::filesystem::path& scratch) {
-  const auto shared = testing::SharedDir() / "data";
-  auto dir = scratch / "data";
-  CopyHead(shared / "mrpc/train.tsv", dir / "mrpc/train.tsv", 41);
-  CopyHead(shared / "mrpc/dev.tsv", dir / "mrpc/dev.tsv", 31);
-  CopyHead(shared / "mrpc/msr_paraphrase_test.txt", dir / "mrpc/msr_paraphrase_test.txt", 21);
-  for (const char* s : {"train", "dev", "test"}) {
-    CopyHead(shared / "stsb" / (std::string("sts-") + s + ".tsv"),
-             dir / "stsb" / (std::string("sts-") + s + ".tsv"), 20);
-  }
-  return dir;
-}
 
 // Score objects of one split by (method, layer); null for one that is missing.
 class ByMethodAndLayer {
@@ -78,10 +51,10 @@ TEST(CliEvalRwkv7, EveryLayerLabelledWithItsHfIndexAndARandomControl) {
   RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/train.tsv");
   const auto scratch = testing::TempDir();
   const auto out = scratch / "r7.json";
-  const auto run =
-      RunCli({"eval", "--task", "mrpc", "--split", "dev", "--data-dir", SmallData(scratch).string(),
-              "--model", model.parent_path().string(), "--random-control", "--bootstrap", "20",
-              "--subset-size", "20", "--output", out.string(), "--threads", "2"});
+  const auto run = RunCli({"eval", "--task", "mrpc", "--split", "dev", "--data-dir",
+                           testing::SmallData(scratch).string(), "--model",
+                           model.parent_path().string(), "--random-control", "--bootstrap", "20",
+                           "--subset-size", "20", "--output", out.string(), "--threads", "2"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const json j = ReadJson(out);
   EXPECT_FALSE(report::HasNonFinite(j));
@@ -135,7 +108,7 @@ TEST(CliEvalRwkv7, AuthorsBf16AndTheByteLevelModel) {
   RWKV_EMBED_REQUIRE_SHARED(vocab, "models/rwkv_vocab_v20230424.txt");
   RWKV_EMBED_REQUIRE_SHARED(data, "data/mrpc/train.tsv");
   const auto scratch = testing::TempDir();
-  const auto data_dir = SmallData(scratch).string();
+  const auto data_dir = testing::SmallData(scratch).string();
   auto eval = [&](const std::string& model, const std::string& name,
                   std::vector<std::string> extra) {
     std::vector<std::string> args = {
@@ -197,7 +170,7 @@ TEST(CliReproduceRwkv7, Rwkv6AndRwkv7SideBySideInOneReport) {
                            "--glove",
                            glove.string(),
                            "--data-dir",
-                           SmallData(scratch).string(),
+                           testing::SmallData(scratch).string(),
                            "--out",
                            out.string(),
                            "--tasks",
@@ -241,8 +214,7 @@ TEST(CliReproduceRwkv7, Rwkv6AndRwkv7SideBySideInOneReport) {
     }
   }
   EXPECT_EQ(vs_random, (std::set<std::pair<std::string, std::string>>{{m6, c6}, {m7, c7}}));
-  std::ifstream in(dir / "report.md");
-  const std::string md((std::istreambuf_iterator<char>(in)), {});
+  const std::string md = testing::ReadFile(dir / "report.md");
   for (const std::string& s :
        {"| " + m6 + " HF layer 1 (ours 2) |", "| " + m7 + " HF layer 1 (ours 1) |",
         "| " + m6 + " (all layers, one pass) |", "| " + m7 + " (all layers, one pass) |",

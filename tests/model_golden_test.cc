@@ -2,19 +2,22 @@
 // every layer tap of every sequence, and the last-position logits.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <fstream>
+#include <algorithm>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
 #include "model/rwkv6.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 namespace rwkv_embed {
 namespace {
 
+using testing::AllLayers;
 using testing::CompareClose;
+using testing::Golden;
+using testing::LoadGolden;
+using testing::MeanPooledCosine;
 
 // The requirement is |a - b| <= 1e-4 + 1e-3 * |ref| elementwise. The FP32 path reaches
 // ~1e-5 absolute (max 1.4e-5 on the BF16 model, 5.3e-6 on the F32 one), so we hold it to a
@@ -22,26 +25,8 @@ using testing::CompareClose;
 constexpr double kAtol = 2e-5;
 constexpr double kRtol = 1e-4;
 
-struct Golden {
-  std::unique_ptr<Rwkv6Model> model;
-  TensorStore golden;
-  std::vector<std::vector<int32_t>> ids;
-};
-
-Golden LoadGolden(const std::filesystem::path& dir) {
-  Golden g{std::make_unique<Rwkv6Model>(ModelWeights::Load(dir)),
-           TensorStore::Open(dir / "golden.safetensors"),
-           {}};
-  std::ifstream in(dir / "golden.json");
-  const auto j = nlohmann::json::parse(in);
-  for (const auto& s : j["sequences"]) g.ids.push_back(s["ids"].get<std::vector<int32_t>>());
-  return g;
-}
-
-std::vector<int> AllLayers(const Rwkv6Model& m) {
-  std::vector<int> layers;
-  for (int l = 0; l < m.num_layer_taps(); ++l) layers.push_back(l);
-  return layers;
+Golden LoadRwkv6Golden(const std::filesystem::path& dir) {
+  return LoadGolden(std::make_unique<Rwkv6Model>(ModelWeights::Load(dir)), dir);
 }
 
 // One case: a tiny model, a GEMM path forced for the whole forward pass (kAuto: the measured
@@ -88,9 +73,9 @@ class GoldenTest : public ::testing::TestWithParam<GoldenCase> {
 //    sentence vectors of every layer keep a cosine similarity >= 0.999 with the reference means.
 TEST_P(GoldenTest, EveryLayerMatchesFloat64ReferenceWithinThePathsBound) {
   RWKV_EMBED_REQUIRE_SHARED(dir, "models/" + Model() + "/golden.safetensors");
-  Golden g = LoadGolden(dir.parent_path());
-  const Rwkv6Model& m = *g.model;
-  const int64_t C = m.config().hidden_size;
+  Golden g = LoadRwkv6Golden(dir.parent_path());
+  const SequenceModel& m = *g.model;
+  const int64_t C = m.hidden_size();
   const bool bf16 = Bf16Math();
   const double atol = bf16 ? 0.05 : kAtol, rtol = bf16 ? 0.02 : kRtol;
   double worst_abs = 0, worst_rel = 0, worst_logit_abs = 0, worst_cos = 1;
@@ -113,18 +98,7 @@ TEST_P(GoldenTest, EveryLayerMatchesFloat64ReferenceWithinThePathsBound) {
       worst_abs = std::max(worst_abs, r.max_abs_error);
       worst_rel = std::max(worst_rel, r.max_rel_error);
       if (!bf16) return;
-      std::vector<double> mean(C, 0.0);
-      for (int64_t t = 0; t < T; ++t) {
-        for (int64_t c = 0; c < C; ++c) mean[c] += h.Row(t)[c] / static_cast<double>(T);
-      }
-      double dot = 0, na = 0, nb = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        const double b = ref_mean[layer * C + c];
-        dot += mean[c] * b;
-        na += mean[c] * mean[c];
-        nb += b * b;
-      }
-      const double cos = dot / std::sqrt(na * nb);
+      const double cos = MeanPooledCosine(h, std::span(ref_mean).subspan(layer * C, C));
       EXPECT_GE(cos, 0.999) << "seq " << s << " layer " << layer;
       worst_cos = std::min(worst_cos, cos);
     });
@@ -150,81 +124,17 @@ TEST_P(GoldenTest, EveryLayerMatchesFloat64ReferenceWithinThePathsBound) {
 // padding and no cross-talk, and every kernel computes a row independently of the others.
 TEST_P(GoldenTest, PackedBatchIsBitIdenticalToOneSequenceAtATime) {
   RWKV_EMBED_REQUIRE_SHARED(dir, "models/" + Model() + "/golden.safetensors");
-  Golden g = LoadGolden(dir.parent_path());
-  const Rwkv6Model& m = *g.model;
-  ForwardOptions opts;
-  opts.layers = AllLayers(m);
-  opts.logits = true;
-  opts.return_states = true;
-  opts.precision = Precision();
-  TokenBatch all;
-  for (const auto& ids : g.ids) all.Add(ids);
-  std::vector<Matrix> packed(m.num_layer_taps());
-  auto packed_result = m.Forward(all, opts, [&](int l, const Matrix& h) { packed[l] = h; });
-  for (size_t s = 0; s < g.ids.size(); ++s) {
-    TokenBatch one;
-    one.Add(g.ids[s]);
-    auto single = m.Forward(one, opts, [&](int l, const Matrix& h) {
-      const int64_t C = h.cols();
-      int64_t differing = 0;
-      for (int64_t t = 0; t < h.rows(); ++t) {
-        differing += std::memcmp(h.Row(t), packed[l].Row(all.offsets[s] + t), C * 4) != 0;
-      }
-      EXPECT_EQ(differing, 0) << "seq " << s << " layer " << l;
-    });
-    ASSERT_EQ(0, std::memcmp(single.logits.data(), packed_result.logits.Row(s),
-                             single.logits.cols() * sizeof(float)));
-    for (size_t b = 0; b < single.states[0].size(); ++b) {
-      EXPECT_EQ(single.states[0][b].wkv, packed_result.states[s][b].wkv);
-      EXPECT_EQ(single.states[0][b].time_shift, packed_result.states[s][b].time_shift);
-      EXPECT_EQ(single.states[0][b].channel_shift, packed_result.states[s][b].channel_shift);
-    }
-  }
+  Golden g = LoadRwkv6Golden(dir.parent_path());
+  testing::ExpectPackedBatchIsBitIdentical(*g.model, g.ids, Precision());
 }
 
 // Chunked evaluation with carried state, and token-by-token (recurrent mode), equal one pass.
 TEST_P(GoldenTest, ChunkedAndRecurrentEvaluationEqualOnePass) {
   RWKV_EMBED_REQUIRE_SHARED(dir, "models/" + Model() + "/golden.safetensors");
-  Golden g = LoadGolden(dir.parent_path());
-  const Rwkv6Model& m = *g.model;
-  const auto& ids = g.ids[8];  // the 206-token sequence
-  ForwardOptions opts;
-  opts.layers = AllLayers(m);
-  opts.logits = true;
-  opts.return_states = true;
-  opts.precision = Precision();
-  TokenBatch whole;
-  whole.Add(ids);
-  std::vector<Matrix> full(m.num_layer_taps());
-  auto full_result = m.Forward(whole, opts, [&](int l, const Matrix& h) { full[l] = h; });
-
-  for (size_t chunk : {size_t{1}, size_t{50}}) {
-    SequenceState state = m.ZeroState();
-    ForwardResult last;
-    for (size_t start = 0; start < ids.size(); start += chunk) {
-      const size_t len = std::min(chunk, ids.size() - start);
-      TokenBatch part;
-      part.Add(std::span(ids).subspan(start, len));
-      last = m.Forward(
-          part, opts,
-          [&](int l, const Matrix& h) {
-            size_t differing = 0;
-            for (size_t t = 0; t < len; ++t) {
-              differing += std::memcmp(h.Row(t), full[l].Row(start + t), h.cols() * 4) != 0;
-            }
-            EXPECT_EQ(differing, 0u)
-                << "chunk " << chunk << " layer " << l << " tokens from " << start;
-          },
-          std::span(&state, 1));
-      state = last.states[0];
-    }
-    EXPECT_EQ(0, std::memcmp(last.logits.data(), full_result.logits.data(),
-                             last.logits.cols() * sizeof(float)))
-        << "chunk " << chunk;
-    for (size_t b = 0; b < state.size(); ++b) {
-      EXPECT_EQ(state[b].wkv, full_result.states[0][b].wkv) << "chunk " << chunk;
-    }
-  }
+  Golden g = LoadRwkv6Golden(dir.parent_path());
+  const size_t chunks[] = {1, 50};
+  // g.ids[8]: the 206-token sequence.
+  testing::ExpectChunkedEvaluationEqualsOnePass(*g.model, g.ids[8], chunks, Precision());
 }
 
 // Every (model, path, precision) the path can take; FP32-math paths run at kF32 only (at kBF16

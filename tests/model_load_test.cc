@@ -10,24 +10,17 @@
 #include "io/safetensors.h"
 #include "model/random_init.h"
 #include "model/rwkv6.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 namespace rwkv_embed {
 namespace {
 
-constexpr const char* kF32Model = "models/tiny-rwkv6-f32/model.safetensors";
+using testing::CopyTensors;
+using testing::ExpectThrowMentioning;
+using testing::ReadFile;
 
-// Copies every tensor of `src`, letting `edit` rename, reshape or alter it (return false to drop).
-std::vector<TensorToWrite> CopyTensors(const TensorStore& src,
-                                       const std::function<bool(TensorToWrite&)>& edit) {
-  std::vector<TensorToWrite> out;
-  for (const auto& name : src.Names()) {
-    const TensorView& t = src.Get(name);
-    TensorToWrite w{name, t.dtype, t.shape, {t.bytes.begin(), t.bytes.end()}};
-    if (edit(w)) out.push_back(std::move(w));
-  }
-  return out;
-}
+constexpr const char* kF32Model = "models/tiny-rwkv6-f32/model.safetensors";
 
 std::filesystem::path WriteModel(const std::filesystem::path& dir,
                                  const std::vector<TensorToWrite>& tensors,
@@ -39,31 +32,8 @@ std::filesystem::path WriteModel(const std::filesystem::path& dir,
 }
 
 // Final-layer hidden states of a fixed token sequence.
-std::vector<float> FinalLayer(const Rwkv6Model& m) {
-  TokenBatch batch;
-  batch.Add(std::vector<int32_t>{95, 319, 225, 47, 0, 999, 33});
-  ForwardOptions opts;
-  opts.layers = {m.num_layer_taps() - 1};
-  std::vector<float> out;
-  m.Forward(batch, opts,
-            [&](int, const Matrix& h) { out.assign(h.Flat().begin(), h.Flat().end()); });
-  return out;
-}
-
-template <typename E>
-void ExpectThrowMentioning(const std::function<void()>& f,
-                           const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    for (const auto& n : needles) {
-      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
-          << "message lacks '" << n << "': " << e.what();
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
+std::vector<float> FinalLayer(const SequenceModel& m) {
+  return testing::FinalLayer(m, std::vector<int32_t>{95, 319, 225, 47, 0, 999, 33});
 }
 
 TEST(ModelLoadTest, ReadsSharedModelsConfigAndLoraRanksFromShapes) {
@@ -142,12 +112,8 @@ TEST(ModelLoadTest, RandomInitIsDeterministicAndLoadsInEveryDtype) {
   WriteRandomModel(c, o, dir / "b");
   o.seed = 1;
   WriteRandomModel(c, o, dir / "c");
-  auto bytes = [](const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  EXPECT_EQ(bytes(dir / "a/model.safetensors"), bytes(dir / "b/model.safetensors"));
-  EXPECT_NE(bytes(dir / "a/model.safetensors"), bytes(dir / "c/model.safetensors"));
+  EXPECT_EQ(ReadFile(dir / "a/model.safetensors"), ReadFile(dir / "b/model.safetensors"));
+  EXPECT_NE(ReadFile(dir / "a/model.safetensors"), ReadFile(dir / "c/model.safetensors"));
   Rwkv6Model bf16(ModelWeights::Load(dir / "a"));
   EXPECT_TRUE(bf16.config().random_weights);
   EXPECT_NE(bf16.weights().Describe().find("RANDOM"), std::string::npos);
@@ -167,11 +133,6 @@ TEST(ModelLoadTest, RandomInitIsDeterministicAndLoadsInEveryDtype) {
             std::vector<float>(out.begin() + 128, out.begin() + 256));
 }
 
-std::string FileBytes(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
 TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
   // Audit finding: `init-model --seed 1` then `--seed 2 --shards 2` into the same folder kept the
   // old model.safetensors, which the loader preferred: embeddings came from the old model.
@@ -183,14 +144,14 @@ TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
   RandomModelOptions o;
   o.seed = 1;
   WriteRandomModel(c, o, dir);
-  const std::string seed1 = FileBytes(dir / "model.safetensors");
+  const std::string seed1 = ReadFile(dir / "model.safetensors");
   std::ofstream(dir / "notes.txt") << "mine";
 
   o.seed = 2;
   o.shards = 2;
   ExpectThrowMentioning<UsageError>([&] { WriteRandomModel(c, o, dir); },
                                     {dir.string(), "not empty", "model.safetensors", "--force"});
-  EXPECT_EQ(FileBytes(dir / "model.safetensors"), seed1);  // untouched
+  EXPECT_EQ(ReadFile(dir / "model.safetensors"), seed1);  // untouched
   EXPECT_FALSE(fs::exists(dir / "model.safetensors.index.json"));
 
   // A failure while writing (here: the vocabulary to copy is a folder) leaves the folder as it
@@ -198,7 +159,7 @@ TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
   o.force = true;
   o.vocab = root;
   EXPECT_THROW(WriteRandomModel(c, o, dir), IoError);
-  EXPECT_EQ(FileBytes(dir / "model.safetensors"), seed1);
+  EXPECT_EQ(ReadFile(dir / "model.safetensors"), seed1);
   EXPECT_FALSE(fs::exists(dir / "model.safetensors.index.json"));
   EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
   const auto fresh = root / "fresh";
@@ -210,7 +171,7 @@ TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
   WriteRandomModel(c, o, dir);
   EXPECT_FALSE(fs::exists(dir / "model.safetensors"));
   EXPECT_TRUE(fs::exists(dir / "model.safetensors.index.json"));
-  EXPECT_EQ(FileBytes(dir / "notes.txt"), "mine");
+  EXPECT_EQ(ReadFile(dir / "notes.txt"), "mine");
   EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
   const auto expected = root / "expected";
   WriteRandomModel(c, o, expected);
@@ -229,10 +190,10 @@ TEST(ModelLoadTest, RandomInitNeverLeavesStaleOrHalfWrittenWeights) {
   // A folder where a file must go stops the commit before anything is replaced.
   fs::remove(dir / "config.json");
   fs::create_directory(dir / "config.json");
-  const std::string before = FileBytes(dir / "model.safetensors");
+  const std::string before = ReadFile(dir / "model.safetensors");
   o.seed = 3;
   ExpectThrowMentioning<IoError>([&] { WriteRandomModel(c, o, dir); }, {"config.json", "folder"});
-  EXPECT_EQ(FileBytes(dir / "model.safetensors"), before);
+  EXPECT_EQ(ReadFile(dir / "model.safetensors"), before);
   EXPECT_FALSE(fs::exists(dir / ".init-model.partial"));
 }
 

@@ -2,17 +2,16 @@
 // number of ranks, rank 0's GEMM choices used on every rank, a rank killed mid-run and the rerun
 // doing only the missing shards, errors naming the input line. Skipped when MPI was not built.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "cli_test_util.h"
 #include "core/matrix.h"
 #include "kernels/gemm.h"
-#include "kernels/gemm_autotune.h"
-#include "model/rwkv_embedder.h"
+#include "mpi_test_util.h"
 #include "test_util.h"
 
 namespace rwkv_embed {
@@ -27,10 +26,12 @@ TEST(MpiEmbedTest, NotBuilt) {
 }
 #else
 
+using testing::AvailableF32GemmPaths;
 using testing::ReadFile;
 using testing::RunShell;
 using testing::ShellQuote;
 using testing::ShellRun;
+using testing::WithGemmCache;
 
 // The 100 test sentences: a byte order mark, "\r\n" endings, several scripts, no final '\n'.
 std::string InputText() {
@@ -60,72 +61,34 @@ class MpiEmbedTest : public ::testing::Test {
     std::ofstream(input_, std::ios::binary) << InputText();
   }
 
-  // `mpirun -np N` (Open MPI: several ranks on this one machine; root needs the flag).
-  static std::string Mpirun(int ranks) {
-    // Containers often forbid the cross-process memory reads of Open MPI's shared-memory copies.
-    std::string s = ShellQuote(RWKV_EMBED_MPIEXEC) +
-                    " --oversubscribe --mca btl_vader_single_copy_mechanism none";
-    if (::geteuid() == 0) s += " --allow-run-as-root";
-    return s + " -np " + std::to_string(ranks);
-  }
+  static std::string Mpirun(int ranks) { return testing::MpirunCommand(RWKV_EMBED_MPIEXEC, ranks); }
   std::string EmbedArgs(const fs::path& out, const std::string& extra = "") const {
     return " embed --model " + ShellQuote(model_.string()) + " --input " +
            ShellQuote(input_.string()) + " --output " + ShellQuote(out.string()) +
            " --layers all --threads 1 " + extra;
   }
-  static std::string WithCache(const fs::path& cache) {
-    return "env RWKV_EMBED_CACHE_DIR=" + ShellQuote(cache.string()) + " ";
-  }
   // Plain rwkv-embed, GEMM paths from `cache`.
   ShellRun Single(const fs::path& out, const fs::path& cache) const {
-    return RunShell(WithCache(cache) + ShellQuote(testing::CliPath().string()) + EmbedArgs(out),
+    return RunShell(WithGemmCache(cache) + ShellQuote(testing::CliPath().string()) + EmbedArgs(out),
                     dir_);
   }
   ShellRun Mpi(int ranks, const fs::path& out, const fs::path& cache,
                const std::string& extra = "--shard-bytes 97") const {
-    return RunShell(WithCache(cache) + Mpirun(ranks) + " " + ShellQuote(RWKV_EMBED_MPI_CLI_PATH) +
-                        EmbedArgs(out, extra),
+    return RunShell(WithGemmCache(cache) + Mpirun(ranks) + " " +
+                        ShellQuote(RWKV_EMBED_MPI_CLI_PATH) + EmbedArgs(out, extra),
                     dir_);
   }
 
-  // A GEMM cache in a fresh folder under dir_ that names `path` for every weight shape of the
-  // model (the shapes met by one embedding in this process): `auto` runs then take that path.
+  // A GEMM cache in dir_/name naming `path` for every weight shape of the model.
   fs::path CacheChoosing(kernels::GemmPath path, const std::string& name) const {
-    kernels::ResetGemmAutotune();
-    auto e = RwkvEmbedder::Load(model_);
-    const std::vector<std::string> probe = {"shapes"};
-    (void)e->Embed(probe, EmbedRequest{});
-    auto entries = kernels::GemmTuneTable();
-    kernels::ResetGemmAutotune();
-    EXPECT_FALSE(entries.empty());
-    for (auto& entry : entries) {
-      entry.path = path;
-      entry.gflops.clear();
-    }
-    fs::path dir = dir_ / name;
-    fs::create_directories(dir);
-    const auto id = kernels::CurrentGemmCacheIdentity();
-    kernels::SaveGemmCache(kernels::GemmCacheFile(dir, id), id, entries);
-    return dir;
-  }
-
-  // The F32 paths this CPU runs, fastest kinds first.
-  static std::vector<kernels::GemmPath> AvailablePaths() {
-    std::vector<kernels::GemmPath> paths;
-    for (auto p : {kernels::GemmPath::kAvx512F32, kernels::GemmPath::kAvx2F32,
-                   kernels::GemmPath::kOneDnnF32, kernels::GemmPath::kPortable}) {
-      if (kernels::GemmPathAvailable(p)) paths.push_back(p);
-    }
-    return paths;
+    return testing::GemmCacheChoosing(path, {model_}, dir_ / name);
   }
 
   fs::path model_, dir_, input_;
 };
 
-nlohmann::json ReadJson(const fs::path& p) { return nlohmann::json::parse(ReadFile(p)); }
-
 TEST_F(MpiEmbedTest, BitIdenticalToOneProcessForOneTwoAndThreeRanks) {
-  const fs::path cache = CacheChoosing(AvailablePaths()[0], "cache");
+  const fs::path cache = CacheChoosing(AvailableF32GemmPaths()[0], "cache");
   const ShellRun single = Single(dir_ / "single.npy", cache);
   ASSERT_EQ(single.exit_code, 0) << single.err;
   const std::string want = ReadFile(dir_ / "single.npy");
@@ -137,7 +100,7 @@ TEST_F(MpiEmbedTest, BitIdenticalToOneProcessForOneTwoAndThreeRanks) {
     // Nothing left beside the output; the accounting adds up.
     EXPECT_FALSE(fs::exists(out.string() + ".shards.partial"));
     EXPECT_FALSE(fs::exists(out.string() + ".shards.json"));
-    const auto run = ReadJson(out.string() + ".run.json");
+    const auto run = testing::ReadJson(out.string() + ".run.json");
     EXPECT_EQ(run["ranks"], ranks);
     EXPECT_EQ(run["sentences"], 100);
     EXPECT_GT(run["shards"].get<int>(), 3 * ranks);
@@ -162,7 +125,7 @@ TEST_F(MpiEmbedTest, BitIdenticalToOneProcessForOneTwoAndThreeRanks) {
 // choices installed on every rank, their rows would carry other bits.
 TEST_F(MpiEmbedTest, EveryRankMultipliesWithRankZerosGemmChoices) {
   // Path A, and the first other path whose bits differ from A's on this input.
-  const auto paths = AvailablePaths();
+  const auto paths = AvailableF32GemmPaths();
   ASSERT_FALSE(paths.empty());
   const fs::path cache_a = CacheChoosing(paths[0], "cache_a");
   ASSERT_EQ(Single(dir_ / "a.npy", cache_a).exit_code, 0);
@@ -176,12 +139,12 @@ TEST_F(MpiEmbedTest, EveryRankMultipliesWithRankZerosGemmChoices) {
   const fs::path out = dir_ / "mixed.npy";
   const std::string rank_args =
       ShellQuote(RWKV_EMBED_MPI_CLI_PATH) + EmbedArgs(out, "--shard-bytes 61");
-  const ShellRun r = RunShell(Mpirun(1) + " " + WithCache(cache_a) + rank_args + " : -np 2 " +
-                                  WithCache(cache_b) + rank_args,
+  const ShellRun r = RunShell(Mpirun(1) + " " + WithGemmCache(cache_a) + rank_args + " : -np 2 " +
+                                  WithGemmCache(cache_b) + rank_args,
                               dir_);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(ReadFile(out) == ReadFile(dir_ / "a.npy")) << "a rank used its own GEMM choice";
-  const auto run = ReadJson(out.string() + ".run.json");
+  const auto run = testing::ReadJson(out.string() + ".run.json");
   for (const auto& k : run["per_rank"]) EXPECT_GT(k["shards"].get<int>(), 0) << k.dump();
   for (const auto& g : run["gemm_choices"]) {
     EXPECT_EQ(g["path"], std::string(kernels::GemmPathName(paths[0])));
@@ -189,21 +152,21 @@ TEST_F(MpiEmbedTest, EveryRankMultipliesWithRankZerosGemmChoices) {
 }
 
 TEST_F(MpiEmbedTest, ARankKilledMidRunLosesNothingAndTheRerunDoesOnlyTheMissingShards) {
-  const fs::path cache = CacheChoosing(AvailablePaths()[0], "cache");
+  const fs::path cache = CacheChoosing(AvailableF32GemmPaths()[0], "cache");
   ASSERT_EQ(Single(dir_ / "single.npy", cache).exit_code, 0);
   const fs::path out = dir_ / "out.npy";
   const std::string data = out.string() + ".shards.partial",
                     manifest = out.string() + ".shards.json";
   // Rank 1 dies (SIGKILL) once rank 0 has recorded its first shard; mpirun ends the job.
   const ShellRun killed =
-      RunShell("env RWKV_EMBED_MPI_TEST_KILL=1:1 " + WithCache(cache) + Mpirun(3) + " " +
+      RunShell("env RWKV_EMBED_MPI_TEST_KILL=1:1 " + WithGemmCache(cache) + Mpirun(3) + " " +
                    ShellQuote(RWKV_EMBED_MPI_CLI_PATH) + EmbedArgs(out, "--shard-bytes 23"),
                dir_);
   EXPECT_NE(killed.exit_code, 0) << killed.err;
   EXPECT_FALSE(fs::exists(out)) << "an interrupted run left a file under the final name";
   ASSERT_TRUE(fs::exists(data));
   ASSERT_TRUE(fs::exists(manifest));
-  const std::string done = ReadJson(manifest)["done"];
+  const std::string done = testing::ReadJson(manifest)["done"];
   const auto finished = std::count(done.begin(), done.end(), '1');
   EXPECT_GE(finished, 1) << done;
   EXPECT_LT(finished, static_cast<int64_t>(done.size())) << "nothing was left to resume";
@@ -220,7 +183,7 @@ TEST_F(MpiEmbedTest, ARankKilledMidRunLosesNothingAndTheRerunDoesOnlyTheMissingS
   EXPECT_TRUE(ReadFile(out) == ReadFile(dir_ / "single.npy")) << "resumed output differs";
   EXPECT_FALSE(fs::exists(data));
   EXPECT_FALSE(fs::exists(manifest));
-  const auto run = ReadJson(out.string() + ".run.json");
+  const auto run = testing::ReadJson(out.string() + ".run.json");
   EXPECT_EQ(run["shards"].get<int64_t>(), static_cast<int64_t>(done.size()));
   EXPECT_EQ(run["shards_this_run"].get<int64_t>(), static_cast<int64_t>(done.size()) - finished);
   EXPECT_TRUE(run["resumed"].get<bool>());
@@ -229,7 +192,7 @@ TEST_F(MpiEmbedTest, ARankKilledMidRunLosesNothingAndTheRerunDoesOnlyTheMissingS
 // RWKV-7 and an EmbeddingRWKV checkpoint (its task head's embedding) shard the same way; one forced
 // GEMM path here (the autotuned case is covered above).
 TEST_F(MpiEmbedTest, OtherArchitecturesAreBitIdenticalToo) {
-  const std::string path = std::string(kernels::GemmPathName(AvailablePaths()[0]));
+  const std::string path = std::string(kernels::GemmPathName(AvailableF32GemmPaths()[0]));
   for (const std::string model : {"models/tiny-rwkv7-f32", "models/tiny-embrwkv-bf16/model.pth"}) {
     const fs::path m = testing::SharedFile(model);
     if (m.empty()) {

@@ -3,18 +3,16 @@
 // every number identical to plain `rwkv-embed` with the same GEMM paths — plus the sweep's "mpi"
 // accounting. Skipped when MPI was not built.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
 #include <vector>
 
+#include "cli_test_util.h"
 #include "kernels/gemm.h"
-#include "kernels/gemm_autotune.h"
-#include "model/rwkv_embedder.h"
+#include "mpi_test_util.h"
 #include "test_util.h"
 
 namespace rwkv_embed {
@@ -30,18 +28,12 @@ TEST(MpiSweepTest, NotBuilt) {
 }
 #else
 
-using testing::ReadFile;
+using testing::AvailableF32GemmPaths;
+using testing::ReadJson;
 using testing::RunShell;
 using testing::ShellQuote;
 using testing::ShellRun;
-
-void CopyHead(const fs::path& from, const fs::path& to, int lines) {
-  fs::create_directories(to.parent_path());
-  std::ifstream in(from, std::ios::binary);
-  std::ofstream out(to, std::ios::binary);
-  std::string line;
-  for (int i = 0; i < lines && std::getline(in, line); ++i) out << line << "\n";
-}
+using testing::WithGemmCache;
 
 // What may differ between two runs of the same evaluation: when, how fast, how much memory, the
 // command line, the random control's scratch folder (a pid in its name) in its description, and
@@ -79,27 +71,10 @@ class MpiSweepTest : public ::testing::Test {
       if (testing::SharedFile(f).empty()) GTEST_SKIP() << "shared file absent: " << f;
     }
     dir_ = testing::TempDir();
-    // 40 MRPC train, 30 dev, 20 test pairs; 19 STS-B pairs per split (as cli_eval_test).
-    const fs::path data = testing::SharedDir() / "data";
-    data_ = dir_ / "data";
-    CopyHead(data / "mrpc/train.tsv", data_ / "mrpc/train.tsv", 41);
-    CopyHead(data / "mrpc/dev.tsv", data_ / "mrpc/dev.tsv", 31);
-    CopyHead(data / "mrpc/msr_paraphrase_test.txt", data_ / "mrpc/msr_paraphrase_test.txt", 21);
-    for (const char* s : {"train", "dev", "test"}) {
-      CopyHead(data / "stsb" / (std::string("sts-") + s + ".tsv"),
-               data_ / "stsb" / (std::string("sts-") + s + ".tsv"), 20);
-    }
+    data_ = testing::SmallData(dir_);  // as cli_eval_test: each run takes seconds
   }
 
-  static std::string Mpirun(int ranks) {
-    std::string s = ShellQuote(RWKV_EMBED_MPIEXEC) +
-                    " --oversubscribe --mca btl_vader_single_copy_mechanism none";
-    if (::geteuid() == 0) s += " --allow-run-as-root";
-    return s + " -np " + std::to_string(ranks);
-  }
-  static std::string WithCache(const fs::path& cache) {
-    return "env RWKV_EMBED_CACHE_DIR=" + ShellQuote(cache.string()) + " ";
-  }
+  static std::string Mpirun(int ranks) { return testing::MpirunCommand(RWKV_EMBED_MPIEXEC, ranks); }
   static fs::path Model(const std::string& name) {
     return testing::SharedFile("models/" + name + "/config.json").parent_path();
   }
@@ -124,41 +99,14 @@ class MpiSweepTest : public ::testing::Test {
     return Mpirun(ranks) + " " + ShellQuote(RWKV_EMBED_MPI_CLI_PATH);
   }
 
-  // A GEMM cache in a fresh folder naming `path` for every weight shape of both models.
+  // A GEMM cache in dir_/name naming `path` for every weight shape of both models.
   fs::path CacheChoosing(kernels::GemmPath path, const std::string& name) const {
-    kernels::ResetGemmAutotune();
-    for (const char* m : {"tiny-rwkv6-f32", "tiny-rwkv7-f32"}) {
-      auto e = RwkvEmbedder::Load(Model(m));
-      const std::vector<std::string> probe = {"shapes"};
-      (void)e->Embed(probe, EmbedRequest{});
-    }
-    auto entries = kernels::GemmTuneTable();
-    kernels::ResetGemmAutotune();
-    EXPECT_FALSE(entries.empty());
-    for (auto& entry : entries) {
-      entry.path = path;
-      entry.gflops.clear();
-    }
-    fs::path dir = dir_ / name;
-    fs::create_directories(dir);
-    const auto id = kernels::CurrentGemmCacheIdentity();
-    kernels::SaveGemmCache(kernels::GemmCacheFile(dir, id), id, entries);
-    return dir;
-  }
-
-  static std::vector<kernels::GemmPath> AvailablePaths() {
-    std::vector<kernels::GemmPath> paths;
-    for (auto p : {kernels::GemmPath::kAvx512F32, kernels::GemmPath::kAvx2F32,
-                   kernels::GemmPath::kOneDnnF32, kernels::GemmPath::kPortable}) {
-      if (kernels::GemmPathAvailable(p)) paths.push_back(p);
-    }
-    return paths;
+    return testing::GemmCacheChoosing(path, {Model("tiny-rwkv6-f32"), Model("tiny-rwkv7-f32")},
+                                      dir_ / name);
   }
 
   fs::path dir_, data_;
 };
-
-json ReadJson(const fs::path& p) { return json::parse(ReadFile(p)); }
 
 // The "mpi" accounting of a sweep over `ranks` ranks whose units are `names` (in unit order):
 // every unit once, on a rank of the job; the ranks' units and tokens are the sums of their units';
@@ -223,7 +171,8 @@ int64_t TokensOf(const json& task) {
 constexpr const char* kRunName = "tiny-rwkv6-f32+tiny-rwkv7-f32";
 
 TEST_F(MpiSweepTest, ReproduceOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
-  const std::string gemm = "--gemm-path " + std::string(kernels::GemmPathName(AvailablePaths()[0]));
+  const std::string gemm =
+      "--gemm-path " + std::string(kernels::GemmPathName(AvailableF32GemmPaths()[0]));
   const ShellRun single = RunShell(Single() + Reproduce(dir_ / "single", gemm), dir_);
   ASSERT_EQ(single.exit_code, 0) << single.err;
   const fs::path want = dir_ / "single" / kRunName;
@@ -268,14 +217,15 @@ TEST_F(MpiSweepTest, ReproduceOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
     std::sort(a_files.begin(), a_files.end());
     std::sort(b_files.begin(), b_files.end());
     EXPECT_EQ(a_files, b_files);
-    const std::string report = ReadFile(out / kRunName / "report.md");
+    const std::string report = testing::ReadFile(out / kRunName / "report.md");
     EXPECT_NE(report.find("Table 1"), std::string::npos);
   }
 }
 
 // Four ranks for three groups: rank 3 evaluates nothing and still takes part in the gathering.
 TEST_F(MpiSweepTest, EvalOnThreeAndFourRanksWritesWhatOneProcessWrites) {
-  const std::string gemm = "--gemm-path " + std::string(kernels::GemmPathName(AvailablePaths()[0]));
+  const std::string gemm =
+      "--gemm-path " + std::string(kernels::GemmPathName(AvailableF32GemmPaths()[0]));
   const ShellRun single = RunShell(Single() + Eval(dir_ / "single.json", gemm), dir_);
   ASSERT_EQ(single.exit_code, 0) << single.err;
   const json a = ReadJson(dir_ / "single.json");
@@ -294,22 +244,25 @@ TEST_F(MpiSweepTest, EvalOnThreeAndFourRanksWritesWhatOneProcessWrites) {
 // Without --gemm-path, ranks 1 and 2 read a cache naming another GEMM path than rank 0's: rank 0's
 // choices (for every model's shapes) must be the ones every rank multiplies with.
 TEST_F(MpiSweepTest, EveryRankMultipliesWithRankZerosGemmChoices) {
-  const auto paths = AvailablePaths();
+  const auto paths = AvailableF32GemmPaths();
   ASSERT_FALSE(paths.empty());
   const fs::path cache_a = CacheChoosing(paths[0], "cache_a");
-  ASSERT_EQ(RunShell(WithCache(cache_a) + Single() + Eval(dir_ / "a.json", ""), dir_).exit_code, 0);
+  ASSERT_EQ(RunShell(WithGemmCache(cache_a) + Single() + Eval(dir_ / "a.json", ""), dir_).exit_code,
+            0);
   const json a = Comparable(ReadJson(dir_ / "a.json"));
   fs::path cache_b;
   for (size_t i = 1; i < paths.size() && cache_b.empty(); ++i) {
     const fs::path cache = CacheChoosing(paths[i], "cache_" + std::to_string(i));
-    ASSERT_EQ(RunShell(WithCache(cache) + Single() + Eval(dir_ / "b.json", ""), dir_).exit_code, 0);
+    ASSERT_EQ(RunShell(WithGemmCache(cache) + Single() + Eval(dir_ / "b.json", ""), dir_).exit_code,
+              0);
     if (Comparable(ReadJson(dir_ / "b.json"))["scores"] != a["scores"]) cache_b = cache;
   }
   if (cache_b.empty())
     GTEST_SKIP() << "every GEMM path gives the same scores here: nothing to tell";
   const std::string args = ShellQuote(RWKV_EMBED_MPI_CLI_PATH) + Eval(dir_ / "mixed.json", "");
   const ShellRun r = RunShell(
-      Mpirun(1) + " " + WithCache(cache_a) + args + " : -np 2 " + WithCache(cache_b) + args, dir_);
+      Mpirun(1) + " " + WithGemmCache(cache_a) + args + " : -np 2 " + WithGemmCache(cache_b) + args,
+      dir_);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Comparable(ReadJson(dir_ / "mixed.json")) == a) << "a rank used its own GEMM choice";
 }
@@ -358,7 +311,7 @@ TEST_F(MpiSweepTest, AblateOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
   // The markdown without its command, start and duration rows.
   const auto markdown = [&](const std::string& name) {
     static const std::regex timing("\\| (command|started \\(UTC\\)|evaluation time) \\|[^\\n]*\\n");
-    return std::regex_replace(ReadFile(dir_ / name / "ablation.md"), timing, "");
+    return std::regex_replace(testing::ReadFile(dir_ / name / "ablation.md"), timing, "");
   };
   if (run(Single(), "single", "").exit_code != 0) return;
   const json a = ReadJson(dir_ / "single.json");
@@ -374,7 +327,8 @@ TEST_F(MpiSweepTest, AblateOnTwoAndThreeRanksWritesWhatOneProcessWrites) {
     EXPECT_TRUE(Comparable(a) == Comparable(b)) << ranks << " ranks differ from rwkv-embed ablate";
     EXPECT_EQ(markdown("single"), markdown(name)) << ranks << " ranks";
     for (const char* plot : {"plots/ablation-layers.dat", "plots/ablation-grid.dat"}) {
-      EXPECT_EQ(ReadFile(dir_ / "single" / plot), ReadFile(dir_ / name / plot)) << plot;
+      EXPECT_EQ(testing::ReadFile(dir_ / "single" / plot), testing::ReadFile(dir_ / name / plot))
+          << plot;
     }
     ASSERT_TRUE(b.contains("mpi"));
     // Every pass embeds the same split: the same tokens each.

@@ -17,12 +17,8 @@ namespace rwkv_embed {
 namespace {
 
 namespace fs = std::filesystem;
+using ::rwkv_embed::testing::ReadFile;
 using ::rwkv_embed::testing::TempDir;
-
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 void WriteAll(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary) << bytes;
@@ -44,7 +40,7 @@ TEST(NpyTest, WritesExactlyWhatNumpyWrites) {
   const std::vector<int64_t> shape = {2, 2};
   const std::vector<float> data = {1.5f, -2.0f, 0.25f, 3.0f};
   WriteNpyF32(p, shape, data);
-  const std::string bytes = ReadAll(p);
+  const std::string bytes = ReadFile(p);
   EXPECT_EQ(bytes.size(), 144u);
   EXPECT_EQ(bytes, NumpyFile2x2());
 }
@@ -53,7 +49,7 @@ TEST(NpyTest, HeaderLayoutFor1DAnd0D) {
   const fs::path dir = TempDir();
   const std::vector<float> five = {1, 2, 3, 4, 5};
   WriteNpyF32(dir / "v.npy", std::vector<int64_t>{5}, five);
-  const std::string v = ReadAll(dir / "v.npy");
+  const std::string v = ReadFile(dir / "v.npy");
   ASSERT_EQ(v.size(), 128u + 20u);
   EXPECT_EQ(v.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
   EXPECT_EQ(static_cast<uint8_t>(v[8]) | static_cast<uint8_t>(v[9]) << 8, 118);
@@ -64,7 +60,7 @@ TEST(NpyTest, HeaderLayoutFor1DAnd0D) {
 
   const std::vector<float> one = {7.0f};
   WriteNpyF32(dir / "s.npy", std::vector<int64_t>{}, one);
-  const std::string s = ReadAll(dir / "s.npy");
+  const std::string s = ReadFile(dir / "s.npy");
   EXPECT_NE(s.find("'shape': (), }"), std::string::npos);
   EXPECT_EQ(s.size(), 128u + 4u);
   const NpyArray back = ReadNpyF32(dir / "s.npy");
@@ -79,7 +75,7 @@ TEST(NpyTest, PreambleIsAlwaysAMultipleOf64) {
     const std::vector<int64_t> shape(dims, 1);
     const std::vector<float> x = {0.5f};
     WriteNpyF32(dir / "x.npy", shape, x);
-    const std::string b = ReadAll(dir / "x.npy");
+    const std::string b = ReadFile(dir / "x.npy");
     const size_t header_len = static_cast<uint8_t>(b[8]) | static_cast<uint8_t>(b[9]) << 8;
     EXPECT_EQ((10 + header_len) % 64, 0u) << dims;
     EXPECT_EQ(b[10 + header_len - 1], '\n') << dims;

@@ -24,17 +24,13 @@ namespace rwkv_embed {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string ReadBytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
+using testing::ReadFile;
 
 // Copies the model folder holding `model` (config.json and model.safetensors) to `dir`, with the
 // safetensors header re-padded to an odd length: same JSON, same tensor bytes, data region at an
 // odd file offset.
 fs::path OddOffsetCopy(const fs::path& model, const fs::path& dir) {
-  const std::string bytes = ReadBytes(model);
+  const std::string bytes = ReadFile(model);
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
   std::string header = bytes.substr(8, n);

@@ -28,6 +28,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::string_literals;
+using testing::ExpectThrowMentioning;
+using testing::ReadFile;
 using testing::RunCli;
 using testing::TempDir;
 
@@ -272,31 +274,10 @@ void WriteFile(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary) << bytes;
 }
 
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// Runs `f`, expecting E whose message contains every one of `parts`.
-template <typename E>
-void ExpectError(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception; expected one mentioning '" << parts.front() << "'";
-  } catch (const E& e) {
-    for (const std::string& p : parts) {
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-          << "message lacks '" << p << "': " << e.what();
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
-
 // A FormatError naming the in-memory file and every one of `parts`.
 void ExpectBad(std::string_view bytes, std::vector<std::string> parts) {
   parts.insert(parts.begin(), kMemoryName.string());
-  ExpectError<FormatError>([&] { Parse(bytes); }, parts);
+  ExpectThrowMentioning<FormatError>([&] { Parse(bytes); }, parts);
 }
 
 void ExpectSameTensor(const TensorView& a, const TensorView& b) {
@@ -553,7 +534,7 @@ TEST(PthTest, OpenCheckpointPicksTheFormatByContentAndTheFolderByName) {
   WriteFile(dir / "release" / "RWKV-x070-World-0.1B.pth", SmallPth());
   EXPECT_EQ(OpenCheckpoint(dir / "release").Get("b").numel(), 2);
   WriteFile(dir / "release" / "other.pth", SmallPth());
-  ExpectError<IoError>([&] { OpenCheckpoint(dir / "release"); }, {"several .pth"});
+  ExpectThrowMentioning<IoError>([&] { OpenCheckpoint(dir / "release"); }, {"several .pth"});
   // model.pth wins over other .pth files, model.safetensors over model.pth.
   WriteFile(dir / "release" / "model.pth", SmallPth("model"));
   EXPECT_EQ(LocateCheckpoint(dir / "release").path, dir / "release" / "model.pth");
@@ -561,14 +542,14 @@ TEST(PthTest, OpenCheckpointPicksTheFormatByContentAndTheFolderByName) {
   EXPECT_EQ(LocateCheckpoint(dir / "release").format, CheckpointFormat::kSafetensors);
 
   fs::create_directories(dir / "empty");
-  ExpectError<IoError>([&] { OpenCheckpoint(dir / "empty"); },
-                       {(dir / "empty").string(), "pytorch_model.bin"});
-  ExpectError<IoError>([&] { OpenCheckpoint(dir / "absent.pth"); }, {"absent.pth"});
+  ExpectThrowMentioning<IoError>([&] { OpenCheckpoint(dir / "empty"); },
+                                 {(dir / "empty").string(), "pytorch_model.bin"});
+  ExpectThrowMentioning<IoError>([&] { OpenCheckpoint(dir / "absent.pth"); }, {"absent.pth"});
   // The legacy (pre-zip) torch format is recognised and refused with advice.
   WriteFile(dir / "legacy.pth",
             std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 14) + "rest");
-  ExpectError<FormatError>([&] { OpenCheckpoint(dir / "legacy.pth"); },
-                           {"legacy.pth", "legacy torch.save format"});
+  ExpectThrowMentioning<FormatError>([&] { OpenCheckpoint(dir / "legacy.pth"); },
+                                     {"legacy.pth", "legacy torch.save format"});
 }
 
 TEST(PthTest, ShardedPytorchModelBinIndex) {
@@ -586,7 +567,8 @@ TEST(PthTest, ShardedPytorchModelBinIndex) {
   std::ofstream(dir / "pytorch_model.bin.index.json")
       << R"({"weight_map": {"x": "pytorch_model-00002-of-00002.bin",
                             "y": "pytorch_model-00002-of-00002.bin"}})";
-  ExpectError<FormatError>([&] { OpenCheckpoint(dir); }, {"index", "'x'", "does not hold it"});
+  ExpectThrowMentioning<FormatError>([&] { OpenCheckpoint(dir); },
+                                     {"index", "'x'", "does not hold it"});
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -18,10 +17,7 @@
 namespace rwkv_embed {
 namespace {
 
-std::string ReadBytes(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
+using testing::ReadFile;
 
 // goose-tiny with a small vocabulary (the embedding and head dominate the file otherwise).
 Rwkv7Config TinyConfig() {
@@ -141,7 +137,7 @@ TEST(RandomInitRwkv7, RoundTripsInBothNamingsAndDtypes) {
           for (float x : v) ASSERT_TRUE(std::isfinite(x)) << "layer " << l;
         }
       }
-      const auto config = nlohmann::json::parse(ReadBytes(dir / "config.json"));
+      const auto config = nlohmann::json::parse(ReadFile(dir / "config.json"));
       EXPECT_EQ(config["model_type"], "rwkv7");
       EXPECT_EQ(config["rwkv_embed_random_weights"], true);
     }
@@ -161,9 +157,9 @@ TEST(RandomInitRwkv7, DeterministicPerSeed) {
   WriteRandomRwkv7Model(TinyConfig(), o, root / "b");
   o.seed = 8;
   WriteRandomRwkv7Model(TinyConfig(), o, root / "c");
-  const std::string a = ReadBytes(root / "a/model.safetensors");
-  EXPECT_EQ(a, ReadBytes(root / "b/model.safetensors"));
-  EXPECT_NE(a, ReadBytes(root / "c/model.safetensors"));
+  const std::string a = ReadFile(root / "a/model.safetensors");
+  EXPECT_EQ(a, ReadFile(root / "b/model.safetensors"));
+  EXPECT_NE(a, ReadFile(root / "c/model.safetensors"));
 }
 
 // The random control is only a control if its layers carry information: activations of

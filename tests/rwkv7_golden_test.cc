@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -14,6 +13,7 @@
 #include "io/safetensors.h"
 #include "model/load_model.h"
 #include "model/rwkv7.h"
+#include "model_test_util.h"
 #include "test_util.h"
 #include "tokenizer/byte_tokenizer.h"
 
@@ -21,6 +21,7 @@ namespace rwkv_embed {
 namespace {
 
 using testing::CompareClose;
+using testing::Golden;
 
 // Tolerance |a - b| <= atol + rtol |ref|. The project's requirement is 1e-4 + 1e-3 |ref|; the
 // RWKV-6 goldens (model_golden_test.cc) are held to 2e-5 + 1e-4 |ref|, ten times tighter, and so
@@ -40,31 +41,8 @@ Tolerance ToleranceFor(const std::string& folder) {
 constexpr double kAtol = 2e-5;  // rwkv.cpp's expected logits
 constexpr double kRtol = 1e-4;
 
-struct Golden {
-  std::unique_ptr<Rwkv7Model> model;
-  TensorStore golden;
-  std::vector<std::vector<int32_t>> ids;
-  std::vector<std::string> texts;
-};
-
-Golden LoadGolden(const std::filesystem::path& dir) {
-  Golden g{std::make_unique<Rwkv7Model>(Rwkv7Weights::Load(dir)),
-           TensorStore::Open(dir / "golden.safetensors"),
-           {},
-           {}};
-  std::ifstream in(dir / "golden.json");
-  const auto j = nlohmann::json::parse(in);
-  for (const auto& s : j["sequences"]) {
-    g.ids.push_back(s["ids"].get<std::vector<int32_t>>());
-    g.texts.push_back(s["text"].get<std::string>());
-  }
-  return g;
-}
-
-std::vector<int> AllLayers(const SequenceModel& m) {
-  std::vector<int> layers;
-  for (int l = 0; l < m.num_layer_taps(); ++l) layers.push_back(l);
-  return layers;
+Golden LoadRwkv7Golden(const std::filesystem::path& dir) {
+  return testing::LoadGolden(std::make_unique<Rwkv7Model>(Rwkv7Weights::Load(dir)), dir);
 }
 
 size_t LongestSequence(const Golden& g) {
@@ -86,8 +64,8 @@ class Rwkv7GoldenTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(Rwkv7GoldenTest, EveryLayerLogitsAndStatesMatchFloat64Reference) {
   RWKV_EMBED_REQUIRE_SHARED(dir, std::string("models/") + GetParam() + "/golden.safetensors");
-  Golden g = LoadGolden(dir.parent_path());
-  const Rwkv7Model& m = *g.model;
+  Golden g = LoadRwkv7Golden(dir.parent_path());
+  const SequenceModel& m = *g.model;
   const int64_t C = m.hidden_size();
   const auto [atol, rtol] = ToleranceFor(GetParam());
   double worst_abs = 0, worst_rel = 0, worst_logit_abs = 0, worst_state_abs = 0;
@@ -99,7 +77,7 @@ TEST_P(Rwkv7GoldenTest, EveryLayerLogitsAndStatesMatchFloat64Reference) {
     const auto ref = ToFloat32(g.golden.Get(seq + ".layers"));
     ASSERT_EQ(static_cast<int64_t>(ref.size()), m.num_layer_taps() * T * C);
     ForwardOptions opts;
-    opts.layers = AllLayers(m);
+    opts.layers = testing::AllLayers(m);
     opts.logits = true;
     opts.return_states = true;
     int taps = 0;
@@ -145,8 +123,8 @@ TEST_P(Rwkv7GoldenTest, EveryLayerLogitsAndStatesMatchFloat64Reference) {
 // asserted instead of the elementwise bound (the F32 path holds 1e-4 + 1e-3 |ref| on it, above).
 TEST_P(Rwkv7GoldenTest, Bf16MatmulsStayWithinTheirStatedTolerance) {
   RWKV_EMBED_REQUIRE_SHARED(dir, std::string("models/") + GetParam() + "/golden.safetensors");
-  Golden g = LoadGolden(dir.parent_path());
-  const Rwkv7Model& m = *g.model;
+  Golden g = LoadRwkv7Golden(dir.parent_path());
+  const SequenceModel& m = *g.model;
   const int64_t C = m.hidden_size();
   double worst_abs = 0, worst_cos = 1, worst_rel_norm = 0;
   for (size_t s = 0; s < g.ids.size(); ++s) {
@@ -156,7 +134,7 @@ TEST_P(Rwkv7GoldenTest, Bf16MatmulsStayWithinTheirStatedTolerance) {
     const auto ref = ToFloat32(g.golden.Get("seq" + std::to_string(s) + ".layers"));
     const auto ref_mean = ToFloat32(g.golden.Get("seq" + std::to_string(s) + ".mean"));
     ForwardOptions opts;
-    opts.layers = AllLayers(m);
+    opts.layers = testing::AllLayers(m);
     opts.precision = kernels::MatMulPrecision::kBF16;
     m.Forward(batch, opts, [&](int layer, const Matrix& h) {
       const auto ref_layer = std::span(ref).subspan(layer * T * C, T * C);
@@ -174,18 +152,7 @@ TEST_P(Rwkv7GoldenTest, Bf16MatmulsStayWithinTheirStatedTolerance) {
         EXPECT_EQ(r.violations, 0u) << "seq " << s << " layer " << layer << ": " << r.Describe();
       }
       worst_abs = std::max(worst_abs, r.max_abs_error);
-      std::vector<double> mean(C, 0.0);
-      for (int64_t t = 0; t < T; ++t) {
-        for (int64_t c = 0; c < C; ++c) mean[c] += h.Row(t)[c] / static_cast<double>(T);
-      }
-      double dot = 0, na = 0, nb = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        const double b = ref_mean[layer * C + c];
-        dot += mean[c] * b;
-        na += mean[c] * mean[c];
-        nb += b * b;
-      }
-      const double cos = dot / std::sqrt(na * nb);
+      const double cos = testing::MeanPooledCosine(h, std::span(ref_mean).subspan(layer * C, C));
       EXPECT_GE(cos, 0.999) << "seq " << s << " layer " << layer;
       worst_cos = std::min(worst_cos, cos);
     });
@@ -198,82 +165,18 @@ TEST_P(Rwkv7GoldenTest, Bf16MatmulsStayWithinTheirStatedTolerance) {
 // Every sequence packed into one batch gives exactly what each gives alone.
 TEST_P(Rwkv7GoldenTest, PackedBatchIsBitIdenticalToOneSequenceAtATime) {
   RWKV_EMBED_REQUIRE_SHARED(dir, std::string("models/") + GetParam() + "/golden.safetensors");
-  Golden g = LoadGolden(dir.parent_path());
-  const Rwkv7Model& m = *g.model;
-  ForwardOptions opts;
-  opts.layers = AllLayers(m);
-  opts.logits = true;
-  opts.return_states = true;
-  TokenBatch all;
-  for (const auto& ids : g.ids) all.Add(ids);
-  std::vector<Matrix> packed(m.num_layer_taps());
-  auto packed_result = m.Forward(all, opts, [&](int l, const Matrix& h) { packed[l] = h; });
-  for (size_t s = 0; s < g.ids.size(); ++s) {
-    TokenBatch one;
-    one.Add(g.ids[s]);
-    auto single = m.Forward(one, opts, [&](int l, const Matrix& h) {
-      int64_t differing = 0;
-      for (int64_t t = 0; t < h.rows(); ++t) {
-        differing += std::memcmp(h.Row(t), packed[l].Row(all.offsets[s] + t), h.cols() * 4) != 0;
-      }
-      EXPECT_EQ(differing, 0) << "seq " << s << " layer " << l;
-    });
-    ASSERT_EQ(0, std::memcmp(single.logits.data(), packed_result.logits.Row(s),
-                             single.logits.cols() * sizeof(float)));
-    for (size_t b = 0; b < single.states[0].size(); ++b) {
-      EXPECT_EQ(single.states[0][b].wkv, packed_result.states[s][b].wkv);
-      EXPECT_EQ(single.states[0][b].time_shift, packed_result.states[s][b].time_shift);
-      EXPECT_EQ(single.states[0][b].channel_shift, packed_result.states[s][b].channel_shift);
-    }
-  }
+  Golden g = LoadRwkv7Golden(dir.parent_path());
+  testing::ExpectPackedBatchIsBitIdentical(*g.model, g.ids, kernels::MatMulPrecision::kF32);
 }
 
 // Chunked evaluation with carried state, and token-by-token (recurrent mode), equal one pass bit
 // for bit: v_first is per token, so nothing but the three state pieces crosses a chunk boundary.
 TEST_P(Rwkv7GoldenTest, ChunkedAndRecurrentEvaluationEqualOnePass) {
   RWKV_EMBED_REQUIRE_SHARED(dir, std::string("models/") + GetParam() + "/golden.safetensors");
-  Golden g = LoadGolden(dir.parent_path());
-  const Rwkv7Model& m = *g.model;
-  const auto& ids = g.ids[LongestSequence(g)];
-  ForwardOptions opts;
-  opts.layers = AllLayers(m);
-  opts.logits = true;
-  opts.return_states = true;
-  TokenBatch whole;
-  whole.Add(ids);
-  std::vector<Matrix> full(m.num_layer_taps());
-  auto full_result = m.Forward(whole, opts, [&](int l, const Matrix& h) { full[l] = h; });
-
-  for (size_t chunk : {size_t{1}, size_t{7}, size_t{50}}) {
-    SequenceState state = m.ZeroState();
-    ForwardResult last;
-    for (size_t start = 0; start < ids.size(); start += chunk) {
-      const size_t len = std::min(chunk, ids.size() - start);
-      TokenBatch part;
-      part.Add(std::span(ids).subspan(start, len));
-      last = m.Forward(
-          part, opts,
-          [&](int l, const Matrix& h) {
-            size_t differing = 0;
-            for (size_t t = 0; t < len; ++t) {
-              differing += std::memcmp(h.Row(t), full[l].Row(start + t), h.cols() * 4) != 0;
-            }
-            EXPECT_EQ(differing, 0u)
-                << "chunk " << chunk << " layer " << l << " tokens from " << start;
-          },
-          std::span(&state, 1));
-      state = last.states[0];
-    }
-    EXPECT_EQ(0, std::memcmp(last.logits.data(), full_result.logits.data(),
-                             last.logits.cols() * sizeof(float)))
-        << "chunk " << chunk;
-    for (size_t b = 0; b < state.size(); ++b) {
-      EXPECT_EQ(state[b].wkv, full_result.states[0][b].wkv) << "chunk " << chunk;
-      EXPECT_EQ(state[b].time_shift, full_result.states[0][b].time_shift) << "chunk " << chunk;
-      EXPECT_EQ(state[b].channel_shift, full_result.states[0][b].channel_shift)
-          << "chunk " << chunk;
-    }
-  }
+  Golden g = LoadRwkv7Golden(dir.parent_path());
+  const size_t chunks[] = {1, 7, 50};
+  testing::ExpectChunkedEvaluationEqualsOnePass(*g.model, g.ids[LongestSequence(g)], chunks,
+                                                kernels::MatMulPrecision::kF32);
 }
 
 // LoadModel recognises each folder as RWKV-7 (config.json model_type, or tensor names alone for

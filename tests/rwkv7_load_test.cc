@@ -12,10 +12,13 @@
 #include "io/safetensors.h"
 #include "model/load_model.h"
 #include "model/rwkv7.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 namespace rwkv_embed {
 namespace {
+
+using testing::ExpectThrowMentioning;
 
 constexpr const char* kFla = "models/tiny-rwkv7-f32/model.safetensors";
 constexpr const char* kAuthors = "models/tiny-rwkv7-bf16/model.safetensors";
@@ -26,44 +29,14 @@ constexpr const char* kRwkvCpp = "models/rwkv.cpp-tiny-rwkv7/model.safetensors";
 std::filesystem::path CopyModel(const std::filesystem::path& src, const std::filesystem::path& dir,
                                 const std::function<bool(TensorToWrite&)>& edit,
                                 const std::string& config_json = "") {
-  const TensorStore store = TensorStore::Open(src);
-  std::vector<TensorToWrite> out;
-  for (const auto& name : store.Names()) {
-    const TensorView& t = store.Get(name);
-    TensorToWrite w{name, t.dtype, t.shape, {t.bytes.begin(), t.bytes.end()}};
-    if (edit(w)) out.push_back(std::move(w));
-  }
   std::filesystem::create_directories(dir);
-  WriteSafetensors(dir / "model.safetensors", out);
+  WriteSafetensors(dir / "model.safetensors", testing::CopyTensors(TensorStore::Open(src), edit));
   if (!config_json.empty()) std::ofstream(dir / "config.json") << config_json;
   return dir;
 }
 
-template <typename E>
-void ExpectThrowMentioning(const std::function<void()>& f,
-                           const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    for (const auto& n : needles) {
-      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
-          << "message lacks '" << n << "': " << e.what();
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
-
 std::vector<float> FinalLayer(const SequenceModel& m) {
-  TokenBatch batch;
-  batch.Add(std::vector<int32_t>{95, 119, 225, 47, 0, 99, 33});
-  ForwardOptions opts;
-  opts.layers = {m.num_layer_taps() - 1};
-  std::vector<float> out;
-  m.Forward(batch, opts,
-            [&](int, const Matrix& h) { out.assign(h.Flat().begin(), h.Flat().end()); });
-  return out;
+  return testing::FinalLayer(m, std::vector<int32_t>{95, 119, 225, 47, 0, 99, 33});
 }
 
 TEST(Rwkv7LoadTest, SizesAndLoraRanksComeFromShapes) {

@@ -21,6 +21,7 @@ namespace rwkv_embed {
 namespace {
 
 namespace fs = std::filesystem;
+using ::rwkv_embed::testing::ExpectThrowMentioning;
 using ::rwkv_embed::testing::TempDir;
 
 template <typename T>
@@ -47,29 +48,13 @@ fs::path WriteRaw(const fs::path& path, const std::string& header, size_t data_b
   return path;
 }
 
-// Runs `f`, expecting exception E whose message contains every one of `parts`.
-template <typename E>
-void ExpectError(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception thrown; expected one mentioning " << parts.front();
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) {
-      EXPECT_NE(msg.find(p), std::string::npos) << "message lacks '" << p << "': " << msg;
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
-
 // A corrupt single file: the error must be a FormatError naming the file and `parts`.
 void ExpectCorrupt(const std::string& header, size_t data_bytes,
                    const std::vector<std::string>& parts) {
   const fs::path p = WriteRaw(TempDir() / "bad.safetensors", header, data_bytes);
   std::vector<std::string> all = parts;
   all.push_back(p.string());
-  ExpectError<FormatError>([&] { SafetensorsFile::Open(p); }, all);
+  ExpectThrowMentioning<FormatError>([&] { SafetensorsFile::Open(p); }, all);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,19 +232,20 @@ TEST(SafetensorsTest, RoundTripsEveryDtype) {
 TEST(SafetensorsTest, WriterRejectsInconsistentTensors) {
   const fs::path dir = TempDir();
   const fs::path p = dir / "w.safetensors";
-  ExpectError<ShapeError>(
+  ExpectThrowMentioning<ShapeError>(
       [&] {
         WriteSafetensors(p, {{"t", DType::kF32, {2, 2}, std::vector<std::byte>(12)}});
       },
       {"'t'", "12 bytes"});
-  ExpectError<UsageError>(
+  ExpectThrowMentioning<UsageError>(
       [&] {
         WriteSafetensors(p, {{"t", DType::kU8, {1}, std::vector<std::byte>(1)},
                              {"t", DType::kU8, {1}, std::vector<std::byte>(1)}});
       },
       {"'t'", "twice"});
-  ExpectError<IoError>([&] { WriteSafetensors(dir / "no" / "such" / "dir.safetensors", {}); },
-                       {"no/such/dir.safetensors"});
+  ExpectThrowMentioning<IoError>(
+      [&] { WriteSafetensors(dir / "no" / "such" / "dir.safetensors", {}); },
+      {"no/such/dir.safetensors"});
 }
 
 TEST(SafetensorsTest, ViewsSurviveMoves) {
@@ -303,9 +289,9 @@ TEST(MappedFileTest, MapsEmptyFilesAndMoves) {
 TEST(MappedFileTest, NamesThePathOnFailure) {
   const fs::path dir = TempDir();
   const fs::path missing = dir / "missing.safetensors";
-  ExpectError<IoError>([&] { MappedFile::Open(missing); }, {missing.string()});
-  ExpectError<IoError>([&] { MappedFile::Open(dir); }, {"not a regular file"});
-  ExpectError<IoError>([&] { TensorStore::Open(missing); }, {missing.string()});
+  ExpectThrowMentioning<IoError>([&] { MappedFile::Open(missing); }, {missing.string()});
+  ExpectThrowMentioning<IoError>([&] { MappedFile::Open(dir); }, {"not a regular file"});
+  ExpectThrowMentioning<IoError>([&] { TensorStore::Open(missing); }, {missing.string()});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,15 +326,16 @@ TEST(TensorStoreTest, ReadsShardedCheckpoint) {
     const std::string desc = store.Describe();
     EXPECT_NE(desc.find("model-00001-of-00002.safetensors"), std::string::npos) << desc;
     EXPECT_NE(desc.find("model-00002-of-00002.safetensors"), std::string::npos) << desc;
-    ExpectError<ShapeError>([&] { store.Get("d.weight"); },
-                            {"tensor 'd.weight' not found in ", desc});
+    ExpectThrowMentioning<ShapeError>([&] { store.Get("d.weight"); },
+                                      {"tensor 'd.weight' not found in ", desc});
   }
 }
 
 TEST(TensorStoreTest, DirectoryWithoutCheckpointListsWhatWasLookedFor) {
   const fs::path dir = TempDir();
-  ExpectError<IoError>([&] { TensorStore::Open(dir); },
-                       {dir.string(), "model.safetensors", "model.safetensors.index.json"});
+  ExpectThrowMentioning<IoError>(
+      [&] { TensorStore::Open(dir); },
+      {dir.string(), "model.safetensors", "model.safetensors.index.json"});
 }
 
 TEST(TensorStoreTest, IndexTensorMissingFromItsShard) {
@@ -356,8 +343,8 @@ TEST(TensorStoreTest, IndexTensorMissingFromItsShard) {
   WriteSafetensors(dir / "s1.safetensors", {{"a", DType::kU8, {1}, {std::byte{1}}}});
   WriteIndex(dir / "model.safetensors.index.json",
              {{"a", "s1.safetensors"}, {"b", "s1.safetensors"}});
-  ExpectError<FormatError>([&] { TensorStore::Open(dir); },
-                           {"'b'", (dir / "s1.safetensors").string(), "index.json"});
+  ExpectThrowMentioning<FormatError>([&] { TensorStore::Open(dir); },
+                                     {"'b'", (dir / "s1.safetensors").string(), "index.json"});
 }
 
 TEST(TensorStoreTest, TensorInTwoShards) {
@@ -368,7 +355,7 @@ TEST(TensorStoreTest, TensorInTwoShards) {
   // s2 holds its own "x" as listed, plus a stray copy of "a": the only fault is the duplicate.
   WriteSafetensors(dir / "s2.safetensors", {{"a", DType::kU8, {1}, {std::byte{2}}},
                                             {"x", DType::kU8, {1}, {std::byte{3}}}});
-  ExpectError<FormatError>(
+  ExpectThrowMentioning<FormatError>(
       [&] { TensorStore::Open(dir); },
       {"'a'", "two shards", (dir / "s1.safetensors").string(), (dir / "s2.safetensors").string()});
 }
@@ -377,13 +364,16 @@ TEST(TensorStoreTest, BadIndexFiles) {
   const fs::path dir = TempDir();
   const fs::path index = dir / "model.safetensors.index.json";
   std::ofstream(index) << "{\"weight_map\": ";
-  ExpectError<FormatError>([&] { TensorStore::Open(index); }, {index.string(), "not valid JSON"});
+  ExpectThrowMentioning<FormatError>([&] { TensorStore::Open(index); },
+                                     {index.string(), "not valid JSON"});
   std::ofstream(index) << "{\"metadata\": {}}";
-  ExpectError<FormatError>([&] { TensorStore::Open(index); }, {index.string(), "weight_map"});
+  ExpectThrowMentioning<FormatError>([&] { TensorStore::Open(index); },
+                                     {index.string(), "weight_map"});
   WriteIndex(index, {{"a", 3}});
-  ExpectError<FormatError>([&] { TensorStore::Open(index); }, {index.string(), "'a'"});
+  ExpectThrowMentioning<FormatError>([&] { TensorStore::Open(index); }, {index.string(), "'a'"});
   WriteIndex(index, {{"a", "absent.safetensors"}});
-  ExpectError<IoError>([&] { TensorStore::Open(index); }, {(dir / "absent.safetensors").string()});
+  ExpectThrowMentioning<IoError>([&] { TensorStore::Open(index); },
+                                 {(dir / "absent.safetensors").string()});
 }
 
 TEST(TensorStoreTest, FolderWithBothSingleFileAndIndexIsAmbiguous) {
@@ -393,9 +383,9 @@ TEST(TensorStoreTest, FolderWithBothSingleFileAndIndexIsAmbiguous) {
   WriteSafetensors(dir / "model.safetensors", {{"a", DType::kU8, {1}, {std::byte{1}}}});
   WriteSafetensors(dir / "s1.safetensors", {{"a", DType::kU8, {1}, {std::byte{2}}}});
   WriteIndex(dir / "model.safetensors.index.json", {{"a", "s1.safetensors"}});
-  ExpectError<FormatError>([&] { TensorStore::Open(dir); },
-                           {"ambiguous", (dir / "model.safetensors").string(),
-                            (dir / "model.safetensors.index.json").string()});
+  ExpectThrowMentioning<FormatError>([&] { TensorStore::Open(dir); },
+                                     {"ambiguous", (dir / "model.safetensors").string(),
+                                      (dir / "model.safetensors.index.json").string()});
   // Naming one of them explicitly is not ambiguous.
   EXPECT_EQ(ToFloat32(TensorStore::Open(dir / "model.safetensors").Get("a")),
             std::vector<float>{1});
@@ -414,8 +404,8 @@ TEST(TensorStoreTest, ShardPathsStayInsideTheModelFolder) {
 
   const auto expect_refused = [&](const std::string& shard, const std::string& why) {
     WriteIndex(index, {{"a", shard}});
-    ExpectError<FormatError>([&] { TensorStore::Open(dir); },
-                             {index.string(), "tensor 'a'", "'" + shard + "'", why});
+    ExpectThrowMentioning<FormatError>([&] { TensorStore::Open(dir); },
+                                       {index.string(), "tensor 'a'", "'" + shard + "'", why});
   };
   expect_refused("../outside.safetensors", "'..'");
   expect_refused("sub/../../outside.safetensors", "'..'");
@@ -449,14 +439,16 @@ TEST(TensorStoreTest, HubCacheSnapshotLinksIntoBlobsAreAllowed) {
   WriteSafetensors(repo / "other.safetensors", {{"a", DType::kU8, {1}, {std::byte{8}}}});
   fs::create_symlink("../../other.safetensors", snap / "x.safetensors");
   WriteIndex(snap / "model.safetensors.index.json", {{"a", "x.safetensors"}});
-  ExpectError<FormatError>([&] { TensorStore::Open(snap); }, {"outside the model folder"});
+  ExpectThrowMentioning<FormatError>([&] { TensorStore::Open(snap); },
+                                     {"outside the model folder"});
 }
 
 TEST(TensorStoreTest, HugeIndexIsRefusedBeforeReading) {
   const fs::path index = TempDir() / "model.safetensors.index.json";
   std::ofstream(index) << "{";
   fs::resize_file(index, 1ull << 33);  // sparse: 8 GiB of nothing, never read
-  ExpectError<FormatError>([&] { TensorStore::Open(index); }, {index.string(), "8589934592 bytes"});
+  ExpectThrowMentioning<FormatError>([&] { TensorStore::Open(index); },
+                                     {index.string(), "8589934592 bytes"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,10 +466,12 @@ TEST(SafetensorsCorruptTest, ShorterThanEightBytes) {
   const fs::path dir = TempDir();
   const fs::path p = dir / "short.safetensors";
   std::ofstream(p) << "abc";
-  ExpectError<FormatError>([&] { SafetensorsFile::Open(p); }, {p.string(), "shorter than"});
+  ExpectThrowMentioning<FormatError>([&] { SafetensorsFile::Open(p); },
+                                     {p.string(), "shorter than"});
   const fs::path e = dir / "empty.safetensors";
   std::ofstream(e).close();
-  ExpectError<FormatError>([&] { SafetensorsFile::Open(e); }, {e.string(), "shorter than"});
+  ExpectThrowMentioning<FormatError>([&] { SafetensorsFile::Open(e); },
+                                     {e.string(), "shorter than"});
 }
 
 TEST(SafetensorsCorruptTest, HeaderLengthBeyondFile) {
@@ -487,7 +481,8 @@ TEST(SafetensorsCorruptTest, HeaderLengthBeyondFile) {
   out.write(reinterpret_cast<const char*>(&n), 8);
   out << "{}";
   out.close();
-  ExpectError<FormatError>([&] { SafetensorsFile::Open(p); }, {p.string(), "header length 1000"});
+  ExpectThrowMentioning<FormatError>([&] { SafetensorsFile::Open(p); },
+                                     {p.string(), "header length 1000"});
 }
 
 TEST(SafetensorsCorruptTest, AbsurdHeaderLength) {
@@ -497,7 +492,8 @@ TEST(SafetensorsCorruptTest, AbsurdHeaderLength) {
   out.write(reinterpret_cast<const char*>(&n), 8);
   out << "{}";
   out.close();
-  ExpectError<FormatError>([&] { SafetensorsFile::Open(p); }, {p.string(), "header length"});
+  ExpectThrowMentioning<FormatError>([&] { SafetensorsFile::Open(p); },
+                                     {p.string(), "header length"});
 }
 
 TEST(SafetensorsCorruptTest, InvalidJson) {
@@ -603,9 +599,9 @@ TEST(SafetensorsCorruptTest, DataRegionMustBeCoveredExactly) {
   std::ofstream(p, std::ios::binary)
       .write(reinterpret_cast<const char*>(bytes.data()),
              static_cast<std::streamsize>(bytes.size()));
-  ExpectError<FormatError>([&] { SafetensorsFile::Open(p); },
-                           {p.string(), "1 byte(s) at the end of the data region",
-                            "not covered by any tensor", "header length"});
+  ExpectThrowMentioning<FormatError>([&] { SafetensorsFile::Open(p); },
+                                     {p.string(), "1 byte(s) at the end of the data region",
+                                      "not covered by any tensor", "header length"});
 
   // Bytes before the first tensor, between two tensors, after the last one.
   ExpectCorrupt(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12,

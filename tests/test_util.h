@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -59,6 +61,24 @@ CloseReport CompareClose(std::span<const float> got, std::span<const float> ref,
 std::filesystem::path PoisonedModelCopy(const std::filesystem::path& model_dir,
                                         const std::filesystem::path& dest,
                                         const std::string& tensor, int64_t element, float value);
+
+// Runs `f`, expecting an exception of type E whose message contains every one of `needles`.
+template <typename E>
+void ExpectThrowMentioning(const std::function<void()>& f,
+                           const std::vector<std::string>& needles) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception; expected one mentioning '"
+                  << (needles.empty() ? std::string() : needles.front()) << "'";
+  } catch (const E& e) {
+    for (const auto& n : needles) {
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
+          << "message lacks '" << n << "': " << e.what();
+    }
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+  }
+}
 
 }  // namespace rwkv_embed::testing
 
