@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/flops.h"
 #include "core/matrix.h"
 #include "kernels/gemm.h"
 #include "model/sequence_model.h"
@@ -114,6 +115,9 @@ class RecurrentModel : public SequenceModel {
   std::optional<std::string> FindNonFiniteWeight() const override {
     return weights_->FindNonFiniteWeight();
   }
+
+  int64_t ProjectionParams() const override { return bench::ProjectionParams(config()); }
+  double FlopsPerToken() const override { return bench::ForwardFlops(config(), 1); }
 
   SequenceState ZeroState() const override {
     SequenceState state(config().num_layers);

@@ -5,7 +5,6 @@
 #include <cstring>
 #include <string>
 
-#include "bench/flops.h"
 #include "core/error.h"
 #include "kernels/activations.h"
 #include "kernels/linear_attention.h"
@@ -311,8 +310,5 @@ ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions&
 Rwkv6Model::Rwkv6Model(std::unique_ptr<Rwkv6Weights> weights)
     : RecurrentModel(std::move(weights)) {}
 Rwkv6Model::~Rwkv6Model() = default;
-
-int64_t Rwkv6Model::ProjectionParams() const { return bench::ProjectionParams(config()); }
-double Rwkv6Model::FlopsPerToken() const { return bench::ForwardFlops(config(), 1); }
 
 }  // namespace rwkv_embed

@@ -23,8 +23,6 @@ class Rwkv6Model : public RecurrentModel<Rwkv6Weights, ForwardWorkspace> {
   LayerNumbering layer_numbering() const override {
     return {static_cast<int>(config().num_layers), HfHiddenStates::kRwkv6};
   }
-  int64_t ProjectionParams() const override;
-  double FlopsPerToken() const override;
   // x, the LN output, five mixed inputs, r/k/v/g/w, LoRA and WKV output: about 11 [N, C] float
   // matrices, plus the channel-mix key [N, F]. Forward keeps them for the next call
   // (FreeWorkspaces returns them to the system).

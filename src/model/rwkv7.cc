@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "bench/flops.h"
 #include "core/error.h"
 #include "kernels/delta_rule.h"
 #include "kernels/elementwise.h"
@@ -166,9 +165,6 @@ class Block final : public BlockStack {
 Rwkv7Model::Rwkv7Model(std::unique_ptr<Rwkv7Weights> weights)
     : RecurrentModel(std::move(weights)) {}
 Rwkv7Model::~Rwkv7Model() = default;
-
-int64_t Rwkv7Model::ProjectionParams() const { return bench::ProjectionParams(config()); }
-double Rwkv7Model::FlopsPerToken() const { return bench::ForwardFlops(config(), 1); }
 
 BlockStateShape Rwkv7Model::state_shape() const {
   return {config().hidden_size, config().num_heads, config().head_size};

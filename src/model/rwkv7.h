@@ -29,8 +29,6 @@ class Rwkv7Model : public RecurrentModel<Rwkv7Weights, Rwkv7Workspace> {
   LayerNumbering layer_numbering() const override {
     return {static_cast<int>(config().num_layers), HfHiddenStates::kRwkv7};
   }
-  int64_t ProjectionParams() const override;
-  double FlopsPerToken() const override;
   // Rwkv7Workspace: 14 [N, C] float matrices, the LoRA hidden [N, D <= C] and the channel-mix
   // key [N, F].
   int64_t ScratchBytesPerToken() const override {
