@@ -46,21 +46,14 @@ int RunAblate(const AblateArgs& a) {
   o.model = a.model;
   o.vocab = a.vocab;
   o.data_dir = a.data_dir;
-  if (a.tokenizer != "world" && a.tokenizer != "bytes") {
-    throw UsageError("--tokenizer must be world or bytes, got '" + a.tokenizer + "'");
-  }
-  o.tokenizer = a.tokenizer == "bytes" ? TokenizerKind::kBytes : TokenizerKind::kWorld;
+  o.tokenizer = ParseTokenizerFlag(a.tokenizer);
   o.task = a.task;
   o.split = a.split;
   o.layers = a.layers;
   o.hf_index = a.hf_index;
   o.pooling = ParsePooling(a.pooling);
   o.normalization = ParseNormalization(a.normalize);
-  if (a.precision != "f32" && a.precision != "bf16") {
-    throw UsageError("--precision must be f32 or bf16, got '" + a.precision + "'");
-  }
-  o.precision =
-      a.precision == "bf16" ? kernels::MatMulPrecision::kBF16 : kernels::MatMulPrecision::kF32;
+  o.precision = ParsePrecisionFlag(a.precision);
   o.batch_tokens = a.batch_tokens;
   o.specs = ParseAblations(a.ablate);
   // The default grid when the user gives neither a grid nor a list.

@@ -109,13 +109,10 @@ report::RunOptions ToRunOptions(const EvalCliArgs& a) {
   o.glove = a.glove;
   for (const std::string& m : a.models) o.models.emplace_back(m);
   o.vocab = a.vocab;
-  if (a.tokenizer != "world" && a.tokenizer != "bytes") {
-    throw UsageError("--tokenizer must be world or bytes, got '" + a.tokenizer + "'");
-  }
-  if (a.tokenizer == "bytes" && !a.vocab.empty()) {
+  o.tokenizer = ParseTokenizerFlag(a.tokenizer);
+  if (o.tokenizer == TokenizerKind::kBytes && !a.vocab.empty()) {
     throw UsageError("--vocab is for the World tokenizer; --tokenizer bytes needs none");
   }
-  o.tokenizer = a.tokenizer == "bytes" ? TokenizerKind::kBytes : TokenizerKind::kWorld;
   o.sif = a.sif;
   o.random_control = a.random_control;
   o.ablations = ParseAblations(a.ablate);
@@ -123,11 +120,7 @@ report::RunOptions ToRunOptions(const EvalCliArgs& a) {
   o.hf_index = a.hf_index;
   o.pooling = ParsePooling(a.pooling);
   o.normalization = ParseNormalization(a.normalize);
-  if (a.precision != "f32" && a.precision != "bf16") {
-    throw UsageError("--precision must be f32 or bf16, got '" + a.precision + "'");
-  }
-  o.precision =
-      a.precision == "bf16" ? kernels::MatMulPrecision::kBF16 : kernels::MatMulPrecision::kF32;
+  o.precision = ParsePrecisionFlag(a.precision);
   o.batch_tokens = a.batch_tokens;
   o.word_tokenizer = baselines::ParseWordTokenizer(a.word_tokenizer);
   o.lowercase = a.lowercase;

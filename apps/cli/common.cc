@@ -112,4 +112,18 @@ std::vector<std::string> ReadSentenceLines(std::istream& in, const std::string& 
 
 bool ProgressWanted(bool forced) { return forced || isatty(STDERR_FILENO) != 0; }
 
+kernels::MatMulPrecision ParsePrecisionFlag(const std::string& value) {
+  if (value != "f32" && value != "bf16") {
+    throw UsageError("--precision must be f32 or bf16, got '" + value + "'");
+  }
+  return kernels::ParseMatMulPrecision(value);
+}
+
+TokenizerKind ParseTokenizerFlag(const std::string& value) {
+  if (value != "world" && value != "bytes") {
+    throw UsageError("--tokenizer must be world or bytes, got '" + value + "'");
+  }
+  return ParseTokenizerKind(value);
+}
+
 }  // namespace rwkv_embed::cli

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/gemm.h"
 #include "model/ablation.h"
+#include "model/rwkv_embedder.h"
 
 namespace rwkv_embed::cli {
 
@@ -30,6 +32,11 @@ void ApplyThreads(int threads);
 // ApplyGemmPath forces it for the process (UsageError for an unknown or unavailable path).
 void AddGemmPathOption(CLI::App* sub, std::string* path);
 void ApplyGemmPath(const std::string& path);
+
+// The values of --precision (f32|bf16) and --tokenizer (world|bytes); UsageError naming the flag
+// and the value given.
+kernels::MatMulPrecision ParsePrecisionFlag(const std::string& value);
+TokenizerKind ParseTokenizerFlag(const std::string& value);
 
 // --ablate SPEC, repeatable (model/ablation.h), and its parse.
 void AddAblateOption(CLI::App* sub, std::vector<std::string>* specs);

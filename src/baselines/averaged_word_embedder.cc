@@ -9,9 +9,8 @@ namespace rwkv_embed::baselines {
 
 AveragedWordEmbedder::AveragedWordEmbedder(std::shared_ptr<const WordVectors> vectors,
                                            AveragedWordOptions options)
-    : vectors_(std::move(vectors)), options_(std::move(options)) {
-  if (vectors_ == nullptr) throw UsageError("AveragedWordEmbedder: no word vectors given");
-}
+    : WordVectorEmbedder(std::move(vectors), "AveragedWordEmbedder"),
+      options_(std::move(options)) {}
 
 std::string AveragedWordEmbedder::Description() const {
   return "averaged word vectors from " + DescribeWordVectors(*vectors_) + "; tokenizer " +

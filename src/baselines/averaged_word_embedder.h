@@ -28,33 +28,24 @@ struct AveragedWordOptions {
   bool lowercase = true;
 };
 
-class AveragedWordEmbedder : public Embedder {
+class AveragedWordEmbedder : public WordVectorEmbedder {
  public:
   explicit AveragedWordEmbedder(std::shared_ptr<const WordVectors> vectors,
                                 AveragedWordOptions options = {});
 
   std::string Name() const override { return options_.name; }
   std::string Description() const override;
-  int64_t Dim() const override { return vectors_->dim(); }
-  std::vector<int> Layers() const override { return {0}; }
-  std::vector<LayerInfo> DescribeLayers() const override {
-    return {
-        {0, Name(), std::nullopt, "not a layered model: word-vector baselines have one layer (0)"}};
-  }
   // request.layers: empty or {0}; pooling: mean or max (else UsageError).
   EmbedResult Embed(std::span<const std::string> sentences, const EmbedRequest& request) override;
 
   // Counts of the last Embed call.
-  const OovStats& last_stats() const { return stats_; }
   int64_t oov_tokens() const { return stats_.oov_tokens; }
   int64_t total_tokens() const { return stats_.total_tokens; }
 
   const AveragedWordOptions& options() const { return options_; }
 
  private:
-  std::shared_ptr<const WordVectors> vectors_;
   AveragedWordOptions options_;
-  OovStats stats_;
 };
 
 }  // namespace rwkv_embed::baselines

@@ -61,8 +61,7 @@ double TopEigenvector(std::span<const double> c, int64_t d, std::vector<double>*
 }
 
 SifEmbedder::SifEmbedder(std::shared_ptr<const WordVectors> vectors, SifOptions options)
-    : vectors_(std::move(vectors)), options_(std::move(options)) {
-  if (vectors_ == nullptr) throw UsageError("SifEmbedder: no word vectors given");
+    : WordVectorEmbedder(std::move(vectors), "SifEmbedder"), options_(std::move(options)) {
   if (!(options_.a > 0) || !std::isfinite(options_.a)) {
     throw UsageError("SIF weight parameter a must be positive and finite, got " +
                      std::to_string(options_.a));

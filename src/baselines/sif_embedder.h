@@ -33,7 +33,7 @@ struct SifOptions {
   double a = 1e-3;        // the paper's default weight parameter
 };
 
-class SifEmbedder : public Embedder {
+class SifEmbedder : public WordVectorEmbedder {
  public:
   explicit SifEmbedder(std::shared_ptr<const WordVectors> vectors, SifOptions options = {});
 
@@ -50,12 +50,6 @@ class SifEmbedder : public Embedder {
 
   std::string Name() const override { return options_.name; }
   std::string Description() const override;
-  int64_t Dim() const override { return vectors_->dim(); }
-  std::vector<int> Layers() const override { return {0}; }
-  std::vector<LayerInfo> DescribeLayers() const override {
-    return {
-        {0, Name(), std::nullopt, "not a layered model: word-vector baselines have one layer (0)"}};
-  }
   // UsageError before Fit, for layers other than 0, and for pooling other than mean (SIF is a
   // weighted mean by definition). Normalisation l2 is applied after the common component removal.
   EmbedResult Embed(std::span<const std::string> sentences, const EmbedRequest& request) override;
@@ -66,14 +60,12 @@ class SifEmbedder : public Embedder {
   double common_singular_value() const { return sigma_; }          // sigma_1 of X
   int power_iterations() const { return power_iterations_; }
   int64_t fit_sentences() const { return fit_sentences_; }
-  const OovStats& last_stats() const { return stats_; }  // of the last Embed call
 
  private:
   // Weighted average of one sentence into out[dim] (double); returns the number of known words.
   int64_t WeightedAverage(std::string_view sentence, std::vector<std::string>* tokens, double* out,
                           int64_t* n_tokens) const;
 
-  std::shared_ptr<const WordVectors> vectors_;
   SifOptions options_;
   std::unordered_map<std::string, double, TransparentStringHash, std::equal_to<>> counts_;
   double total_count_ = 0;
@@ -83,7 +75,6 @@ class SifEmbedder : public Embedder {
   int power_iterations_ = 0;
   int64_t fit_sentences_ = 0;
   bool fitted_ = false;
-  OovStats stats_;
 };
 
 // The unit eigenvector of the largest eigenvalue of the symmetric positive semi-definite matrix

@@ -13,4 +13,10 @@ void CheckSingleLayerRequest(const EmbedRequest& request, std::string_view embed
   }
 }
 
+WordVectorEmbedder::WordVectorEmbedder(std::shared_ptr<const WordVectors> vectors,
+                                       std::string_view kind)
+    : vectors_(std::move(vectors)) {
+  if (vectors_ == nullptr) throw UsageError(std::string(kind) + ": no word vectors given");
+}
+
 }  // namespace rwkv_embed::baselines

@@ -5,7 +5,6 @@
 #include <cstring>
 #include <string>
 
-#include "bench/flops.h"
 #include "core/error.h"
 #include "kernels/activations.h"
 #include "kernels/linear_attention.h"
@@ -116,28 +115,17 @@ void SiluRows(Matrix& m) {
   });
 }
 
-// The embedding matrix may be mapped at any alignment: rows are read bytewise.
-void EmbedTokens(const WeightMatrix& emb, std::span<const int32_t> tokens, Matrix& x) {
-  const int64_t C = emb.cols;
-  const auto* base = static_cast<const std::byte*>(emb.data);
-  const int64_t row_bytes = C * static_cast<int64_t>(DTypeSize(emb.dtype));
-  x.Resize(static_cast<int64_t>(tokens.size()), C);
-  for (size_t t = 0; t < tokens.size(); ++t) {
-    float* row = x.Row(static_cast<int64_t>(t));
-    const std::byte* src = base + tokens[t] * row_bytes;
-    if (emb.dtype == DType::kBF16) {
-      Bf16ToF32Row(src, C, row);
-    } else {
-      std::memcpy(row, src, C * sizeof(float));
-    }
-  }
-}
-
-class BlockRunner {
+class BlockRunner final : public BlockStack {
  public:
-  BlockRunner(const Rwkv6Config& config, const TokenBatch& batch, MatMulPrecision precision,
-              ForwardWorkspace& ws)
-      : c_(config), batch_(batch), precision_(precision), ws_(ws) {}
+  BlockRunner(const Rwkv6Config& config, std::span<const Rwkv6BlockWeights> blocks,
+              const TokenBatch& batch, MatMulPrecision precision, ForwardWorkspace& ws)
+      : c_(config), blocks_(blocks), batch_(batch), precision_(precision), ws_(ws) {}
+
+  void RunBlock(int64_t i, const BlockOverride& ov, Matrix& x,
+                std::vector<BlockState*>& states) override {
+    TimeMix(blocks_[i], ov, x, states);
+    ChannelMix(blocks_[i], ov, x, states);
+  }
 
   // Time mix (eq. of DESIGN.md §7): x += W_o (GroupNorm(wkv(r, k, v, d, u)) * silu(g)).
   void TimeMix(const Rwkv6BlockWeights& b, const BlockOverride& ov, Matrix& x,
@@ -278,18 +266,13 @@ class BlockRunner {
   }
 
   const Rwkv6Config& c_;
+  std::span<const Rwkv6BlockWeights> blocks_;
   const TokenBatch& batch_;
   MatMulPrecision precision_;
   ForwardWorkspace& ws_;
 };
 
 }  // namespace
-
-SequenceState Rwkv6Model::ZeroState() const {
-  SequenceState state(config().num_layers);
-  for (auto& b : state) ResetBlockState(b);
-  return state;
-}
 
 std::vector<NamedWeight> Rwkv6Model::BlockProjections(int64_t block) const {
   if (block < 0 || block >= num_blocks()) {
@@ -307,104 +290,25 @@ std::vector<NamedWeight> Rwkv6Model::BlockProjections(int64_t block) const {
           {"feed_forward.value.weight", b.ffn_value}};
 }
 
-void Rwkv6Model::ResetBlockState(BlockState& b) const {
-  const Rwkv6Config& c = config();
-  b.time_shift.assign(c.hidden_size, 0.0f);
-  b.wkv.assign(c.num_heads() * c.head_size * c.head_size, 0.0f);
-  b.channel_shift.assign(c.hidden_size, 0.0f);
+BlockStateShape Rwkv6Model::state_shape() const {
+  return {config().hidden_size, config().num_heads(), config().head_size};
 }
 
 ForwardResult Rwkv6Model::Forward(const TokenBatch& batch, const ForwardOptions& options,
                                   const HiddenStateTap& tap,
                                   std::span<const SequenceState> initial_states) const {
-  const Rwkv6Config& c = config();
-  const int64_t L = c.num_layers, C = c.hidden_size, n_seq = batch.num_sequences();
-  const int last_layer = static_cast<int>(L) + 1;
-
-  CheckForwardArguments(*this, batch, options, tap, initial_states);
-  std::vector<uint8_t> want(last_layer + 1, 0);
-  for (int layer : options.layers) want[layer] = 1;
-
-  const std::vector<uint8_t> keep_state = StatesToKeep(options, n_seq);
-
-  ForwardResult result;
-  if (options.return_states) result.states.resize(n_seq);
-
-  std::unique_ptr<ForwardWorkspace> ws = AcquireWorkspace();
-  Matrix& x = ws->x;
-  EmbedTokens(weights_->embeddings(), batch.tokens, x);
-  const LayerNormWeights& pre = weights_->pre_ln();
-  kernels::LayerNormRows(x.data(), x.rows(), C, pre.weight.data(), pre.bias.data(),
-                         c.layer_norm_epsilon, x.data());
-  if (want[0]) tap(0, x);
-
-  BlockRunner runner(c, batch, options.precision, *ws);
-  const BlockOverride no_override;
-  // The recurrent state of one block at a time: a WKV state is H*S*S floats per sequence
-  // (512 KiB for Finch-1B6), so holding every block's for a whole batch would cost more than the
-  // activations. Each block's final state moves to the result only when asked for.
-  std::vector<BlockState> block_states(n_seq);
-  std::vector<BlockState*> states(n_seq);
-  for (int64_t s = 0; s < n_seq; ++s) states[s] = &block_states[s];
-  for (int64_t i = 0; i < L; ++i) {
-    for (int64_t s = 0; s < n_seq; ++s) {
-      if (initial_states.empty() || initial_states[s].empty()) {
-        ResetBlockState(block_states[s]);
-      } else {
-        block_states[s] = initial_states[s][i];
-      }
-    }
-    const Rwkv6BlockWeights& b = weights_->blocks()[i];
-    const BlockOverride& ov = options.overrides.empty() ? no_override : options.overrides[i];
-    runner.TimeMix(b, ov, x, states);
-    runner.ChannelMix(b, ov, x, states);
-    if (options.return_states) {
-      for (int64_t s = 0; s < n_seq; ++s) {
-        if (keep_state[s]) result.states[s].push_back(block_states[s]);
-      }
-    }
-    if (want[i + 1]) tap(static_cast<int>(i) + 1, x);
-  }
-
-  if (want[last_layer] || options.logits) {
-    const LayerNormWeights& out = weights_->ln_out();
-    kernels::LayerNormRows(x.data(), x.rows(), C, out.weight.data(), out.bias.data(),
-                           c.layer_norm_epsilon, x.data());
-    if (want[last_layer]) tap(last_layer, x);
-    if (options.logits) {
-      Matrix last(n_seq, C);
-      for (int64_t s = 0; s < n_seq; ++s) {
-        std::memcpy(last.Row(s), x.Row(batch.offsets[s + 1] - 1), C * sizeof(float));
-      }
-      Linear(last, weights_->head(), result.logits, options.precision);
-    }
-  }
-  ReleaseWorkspace(std::move(ws));
+  std::unique_ptr<ForwardWorkspace> ws = pool_.Take();
+  BlockRunner blocks(config(), weights_->blocks(), batch, options.precision, *ws);
+  const StackWeights stack{weights_->embeddings(), weights_->pre_ln(),          weights_->ln_out(),
+                           weights_->head(),       config().layer_norm_epsilon, state_shape()};
+  ForwardResult result =
+      RunBlockStack(*this, stack, blocks, ws->x, batch, options, tap, initial_states);
+  pool_.Return(std::move(ws));
   return result;
 }
 
-Rwkv6Model::Rwkv6Model(std::unique_ptr<Rwkv6Weights> weights) : weights_(std::move(weights)) {}
-
-int64_t Rwkv6Model::ProjectionParams() const { return bench::ProjectionParams(config()); }
-double Rwkv6Model::FlopsPerToken() const { return bench::ForwardFlops(config(), 1); }
+Rwkv6Model::Rwkv6Model(std::unique_ptr<Rwkv6Weights> weights)
+    : RecurrentModel(std::move(weights)) {}
 Rwkv6Model::~Rwkv6Model() = default;
-
-std::unique_ptr<ForwardWorkspace> Rwkv6Model::AcquireWorkspace() const {
-  std::lock_guard<std::mutex> lock(pool_mutex_);
-  if (pool_.empty()) return std::make_unique<ForwardWorkspace>();
-  auto ws = std::move(pool_.back());
-  pool_.pop_back();
-  return ws;
-}
-
-void Rwkv6Model::ReleaseWorkspace(std::unique_ptr<ForwardWorkspace> ws) const {
-  std::lock_guard<std::mutex> lock(pool_mutex_);
-  pool_.push_back(std::move(ws));
-}
-
-void Rwkv6Model::FreeWorkspaces() {
-  std::lock_guard<std::mutex> lock(pool_mutex_);
-  pool_.clear();
-}
 
 }  // namespace rwkv_embed

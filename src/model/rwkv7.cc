@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "bench/flops.h"
 #include "core/error.h"
 #include "kernels/delta_rule.h"
 #include "kernels/elementwise.h"
@@ -32,11 +31,17 @@ void Linear(const Matrix& x, const WeightMatrix& w, Matrix& y, MatMulPrecision p
   kernels::MatMulT(x.data(), x.rows(), w, y.data(), precision);
 }
 
-class Block {
+class Block final : public BlockStack {
  public:
-  Block(const Rwkv7Config& config, const TokenBatch& batch, MatMulPrecision precision,
-        Rwkv7Workspace& ws)
-      : c_(config), batch_(batch), precision_(precision), ws_(ws) {}
+  Block(const Rwkv7Config& config, std::span<const Rwkv7BlockWeights> blocks,
+        const TokenBatch& batch, MatMulPrecision precision, Rwkv7Workspace& ws)
+      : c_(config), blocks_(blocks), batch_(batch), precision_(precision), ws_(ws) {}
+
+  void RunBlock(int64_t i, const BlockOverride& ov, Matrix& x,
+                std::vector<BlockState*>& states) override {
+    TimeMix(blocks_[i], i == 0, ov, x, states);
+    ChannelMix(blocks_[i], ov, x, states);
+  }
 
   // a = LN(x), xx = shift(a) - a from each sequence's carried shift state, which becomes a at its
   // last token.
@@ -149,29 +154,20 @@ class Block {
 
  private:
   const Rwkv7Config& c_;
+  std::span<const Rwkv7BlockWeights> blocks_;
   const TokenBatch& batch_;
   MatMulPrecision precision_;
   Rwkv7Workspace& ws_;
 };
 
-void ResetBlockState(const Rwkv7Config& c, BlockState& b) {
-  b.time_shift.assign(c.hidden_size, 0.0f);
-  b.wkv.assign(c.num_heads * c.head_size * c.head_size, 0.0f);
-  b.channel_shift.assign(c.hidden_size, 0.0f);
-}
-
 }  // namespace
 
-Rwkv7Model::Rwkv7Model(std::unique_ptr<Rwkv7Weights> weights) : weights_(std::move(weights)) {}
+Rwkv7Model::Rwkv7Model(std::unique_ptr<Rwkv7Weights> weights)
+    : RecurrentModel(std::move(weights)) {}
 Rwkv7Model::~Rwkv7Model() = default;
 
-int64_t Rwkv7Model::ProjectionParams() const { return bench::ProjectionParams(config()); }
-double Rwkv7Model::FlopsPerToken() const { return bench::ForwardFlops(config(), 1); }
-
-SequenceState Rwkv7Model::ZeroState() const {
-  SequenceState state(config().num_layers);
-  for (auto& b : state) ResetBlockState(config(), b);
-  return state;
+BlockStateShape Rwkv7Model::state_shape() const {
+  return {config().hidden_size, config().num_heads, config().head_size};
 }
 
 std::vector<NamedWeight> Rwkv7Model::BlockProjections(int64_t block) const {
@@ -189,88 +185,15 @@ std::vector<NamedWeight> Rwkv7Model::BlockProjections(int64_t block) const {
 ForwardResult Rwkv7Model::Forward(const TokenBatch& batch, const ForwardOptions& options,
                                   const HiddenStateTap& tap,
                                   std::span<const SequenceState> initial_states) const {
-  const Rwkv7Config& c = config();
-  const int64_t L = c.num_layers, C = c.hidden_size, n_seq = batch.num_sequences();
-  const int last_layer = static_cast<int>(L) + 1;
-  CheckForwardArguments(*this, batch, options, tap, initial_states);
-  if (options.logits && !weights_->has_head()) {
-    throw UsageError("logits requested but the checkpoint has no LM head (" + weights_->Describe() +
-                     ")");
-  }
-  std::vector<uint8_t> want(last_layer + 1, 0);
-  for (int layer : options.layers) want[layer] = 1;
-  const std::vector<uint8_t> keep_state = StatesToKeep(options, n_seq);
-
-  ForwardResult result;
-  if (options.return_states) result.states.resize(n_seq);
-  std::unique_ptr<Rwkv7Workspace> ws = AcquireWorkspace();
-  Matrix& x = ws->x;
-  x.Resize(batch.num_tokens(), C);
-  kernels::GatherRows(weights_->embeddings(), batch.tokens, x.data());
-  const LayerNormWeights& ln0 = weights_->ln0();
-  kernels::LayerNormRows(x.data(), x.rows(), C, ln0.weight.data(), ln0.bias.data(),
-                         c.layer_norm_epsilon, x.data());
-  if (want[0]) tap(0, x);
-
-  Block runner(c, batch, options.precision, *ws);
-  const BlockOverride no_override;
-  // One block's recurrent state at a time (see Rwkv6Model::Forward).
-  std::vector<BlockState> block_states(n_seq);
-  std::vector<BlockState*> states(n_seq);
-  for (int64_t s = 0; s < n_seq; ++s) states[s] = &block_states[s];
-  for (int64_t i = 0; i < L; ++i) {
-    for (int64_t s = 0; s < n_seq; ++s) {
-      if (initial_states.empty() || initial_states[s].empty()) {
-        ResetBlockState(c, block_states[s]);
-      } else {
-        block_states[s] = initial_states[s][i];
-      }
-    }
-    const Rwkv7BlockWeights& b = weights_->blocks()[i];
-    const BlockOverride& ov = options.overrides.empty() ? no_override : options.overrides[i];
-    runner.TimeMix(b, i == 0, ov, x, states);
-    runner.ChannelMix(b, ov, x, states);
-    if (options.return_states) {
-      for (int64_t s = 0; s < n_seq; ++s) {
-        if (keep_state[s]) result.states[s].push_back(block_states[s]);
-      }
-    }
-    if (want[i + 1]) tap(static_cast<int>(i) + 1, x);
-  }
-
-  if (want[last_layer] || options.logits) {
-    const LayerNormWeights& out = weights_->ln_out();
-    kernels::LayerNormRows(x.data(), x.rows(), C, out.weight.data(), out.bias.data(),
-                           c.layer_norm_epsilon, x.data());
-    if (want[last_layer]) tap(last_layer, x);
-    if (options.logits) {
-      Matrix last(n_seq, C);
-      for (int64_t s = 0; s < n_seq; ++s) {
-        std::memcpy(last.Row(s), x.Row(batch.offsets[s + 1] - 1), C * sizeof(float));
-      }
-      Linear(last, weights_->head(), result.logits, options.precision);
-    }
-  }
-  ReleaseWorkspace(std::move(ws));
+  std::unique_ptr<Rwkv7Workspace> ws = pool_.Take();
+  Block blocks(config(), weights_->blocks(), batch, options.precision, *ws);
+  const StackWeights stack{weights_->embeddings(),      weights_->ln0(),
+                           weights_->ln_out(),          weights_->head(),
+                           config().layer_norm_epsilon, state_shape()};
+  ForwardResult result =
+      RunBlockStack(*this, stack, blocks, ws->x, batch, options, tap, initial_states);
+  pool_.Return(std::move(ws));
   return result;
-}
-
-std::unique_ptr<Rwkv7Workspace> Rwkv7Model::AcquireWorkspace() const {
-  std::lock_guard<std::mutex> lock(pool_mutex_);
-  if (pool_.empty()) return std::make_unique<Rwkv7Workspace>();
-  auto ws = std::move(pool_.back());
-  pool_.pop_back();
-  return ws;
-}
-
-void Rwkv7Model::ReleaseWorkspace(std::unique_ptr<Rwkv7Workspace> ws) const {
-  std::lock_guard<std::mutex> lock(pool_mutex_);
-  pool_.push_back(std::move(ws));
-}
-
-void Rwkv7Model::FreeWorkspaces() {
-  std::lock_guard<std::mutex> lock(pool_mutex_);
-  pool_.clear();
 }
 
 }  // namespace rwkv_embed

@@ -9,49 +9,30 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "model/recurrent_model.h"
 #include "model/rwkv7_weights.h"
-#include "model/sequence_model.h"
 
 namespace rwkv_embed {
 
 struct Rwkv7Workspace;
 
-class Rwkv7Model : public SequenceModel {
+class Rwkv7Model : public RecurrentModel<Rwkv7Weights, Rwkv7Workspace> {
  public:
   explicit Rwkv7Model(std::unique_ptr<Rwkv7Weights> weights);
   ~Rwkv7Model() override;
-  Rwkv7Model(const Rwkv7Model&) = delete;
-  Rwkv7Model& operator=(const Rwkv7Model&) = delete;
-
-  const Rwkv7Config& config() const { return weights_->config(); }
-  const Rwkv7Weights& weights() const { return *weights_; }
 
   std::string_view Architecture() const override { return "rwkv7"; }
-  std::string Describe() const override { return weights_->Describe(); }
-  int64_t hidden_size() const override { return config().hidden_size; }
-  int64_t num_blocks() const override { return config().num_layers; }
-  int64_t vocab_size() const override { return config().vocab_size; }
   LayerNumbering layer_numbering() const override {
     return {static_cast<int>(config().num_layers), HfHiddenStates::kRwkv7};
   }
-  int64_t ProjectionParams() const override;
-  double FlopsPerToken() const override;
-  size_t checkpoint_bytes() const override { return weights_->checkpoint_bytes(); }
-  bool random_weights() const override { return config().random_weights; }
   // Rwkv7Workspace: 14 [N, C] float matrices, the LoRA hidden [N, D <= C] and the channel-mix
   // key [N, F].
   int64_t ScratchBytesPerToken() const override {
     return 60 * config().hidden_size + 4 * config().intermediate_size + 8;
-  }
-  int64_t intermediate_size() const override { return config().intermediate_size; }
-  DType weight_dtype() const override { return weights_->embeddings().dtype; }
-  std::optional<std::string> FindNonFiniteWeight() const override {
-    return weights_->FindNonFiniteWeight();
   }
 
   // Block overrides: skip_time_mix adds nothing from a block's attention branch, but block 0
@@ -61,18 +42,10 @@ class Rwkv7Model : public SequenceModel {
   ForwardResult Forward(const TokenBatch& batch, const ForwardOptions& options,
                         const HiddenStateTap& tap = {},
                         std::span<const SequenceState> initial_states = {}) const override;
-
-  SequenceState ZeroState() const override;
   std::vector<NamedWeight> BlockProjections(int64_t block) const override;
-  void FreeWorkspaces() override;
 
  private:
-  std::unique_ptr<Rwkv7Workspace> AcquireWorkspace() const;
-  void ReleaseWorkspace(std::unique_ptr<Rwkv7Workspace> ws) const;
-
-  std::unique_ptr<Rwkv7Weights> weights_;
-  mutable std::mutex pool_mutex_;
-  mutable std::vector<std::unique_ptr<Rwkv7Workspace>> pool_;
+  BlockStateShape state_shape() const override;
 };
 
 }  // namespace rwkv_embed

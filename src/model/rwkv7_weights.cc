@@ -143,14 +143,6 @@ class Rwkv7Weights::Loader {
     }
     return m_.naming_ == Rwkv7Naming::kFla ? t.shape[0] : t.shape[1];
   }
-  void Check(const char* field, const std::optional<int64_t>& from_config, int64_t from_shapes,
-             const char* source) const {
-    if (from_config && *from_config != from_shapes) {
-      throw ShapeError("config.json field '" + std::string(field) + "' is " +
-                       std::to_string(*from_config) + " but tensor shapes (" + source + ") give " +
-                       std::to_string(from_shapes));
-    }
-  }
   void LoadBlock(int64_t i, Rwkv7BlockWeights& b);
 
   Rwkv7Weights& m_;
@@ -192,16 +184,16 @@ void Rwkv7Weights::Loader::LoadAll() {
     c.layer_norm_epsilon = 1e-5;
     c.group_norm_epsilon = 64e-5;
   }
-  Check("vocab_size", hints_.vocab_size, V, "embeddings");
-  Check("hidden_size", hints_.hidden_size, C, "embeddings");
-  Check("num_hidden_layers", hints_.num_layers, L, "blocks");
-  Check("head_dim", hints_.head_dim, N, "attn.r_k");
-  Check("num_heads", hints_.num_heads, H, "attn.r_k");
-  Check("intermediate_size", hints_.intermediate_size, c.intermediate_size, "ffn.key");
-  Check("decay_low_rank_dim", hints_.decay_lora, c.decay_lora, "w_lora");
-  Check("a_low_rank_dim", hints_.a_lora, c.a_lora, "a_lora");
-  if (L > 1) Check("v_low_rank_dim", hints_.v_lora, c.v_lora, "v_lora");
-  Check("gate_low_rank_dim", hints_.gate_lora, c.gate_lora, "g_lora");
+  CheckConfigField("vocab_size", hints_.vocab_size, V, "embeddings");
+  CheckConfigField("hidden_size", hints_.hidden_size, C, "embeddings");
+  CheckConfigField("num_hidden_layers", hints_.num_layers, L, "blocks");
+  CheckConfigField("head_dim", hints_.head_dim, N, "attn.r_k");
+  CheckConfigField("num_heads", hints_.num_heads, H, "attn.r_k");
+  CheckConfigField("intermediate_size", hints_.intermediate_size, c.intermediate_size, "ffn.key");
+  CheckConfigField("decay_low_rank_dim", hints_.decay_lora, c.decay_lora, "w_lora");
+  CheckConfigField("a_low_rank_dim", hints_.a_lora, c.a_lora, "a_lora");
+  if (L > 1) CheckConfigField("v_low_rank_dim", hints_.v_lora, c.v_lora, "v_lora");
+  CheckConfigField("gate_low_rank_dim", hints_.gate_lora, c.gate_lora, "g_lora");
 
   m_.embeddings_ = Matrix("emb.weight", V, C);
   m_.ln0_ = LayerNorm("blocks.0.ln0", C);

@@ -1,5 +1,6 @@
 // The one interface every recurrent architecture implements (RWKV-6 in model/rwkv6, RWKV-7 in
-// model/rwkv7), so the embedder, benchmarks and front ends never name an architecture.
+// model/rwkv7, both on the shared forward driver of model/recurrent_model.h), so the embedder,
+// benchmarks and front ends never name an architecture.
 //
 // Packed: the tokens of all sequences form one [N_tokens, C] activation matrix, so every
 // projection is one large GEMM; token shift and the recurrence restart at each sequence

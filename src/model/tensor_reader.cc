@@ -77,6 +77,15 @@ const TensorView& TensorReader::Shaped(const std::string& name, const std::vecto
   return t;
 }
 
+void CheckConfigField(const char* field, std::optional<int64_t> from_config, int64_t from_shapes,
+                      const char* source) {
+  if (from_config && *from_config != from_shapes) {
+    throw ShapeError("config.json field '" + std::string(field) + "' is " +
+                     std::to_string(*from_config) + " but tensor shapes (" + source + ") give " +
+                     std::to_string(from_shapes));
+  }
+}
+
 const TensorView& TensorReader::WithRank(const std::string& name, size_t dims) {
   const TensorView& t = Tensor(name);
   if (t.shape.size() != dims) {

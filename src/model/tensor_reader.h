@@ -40,6 +40,11 @@ class UsedTensors {
   std::vector<std::pair<int64_t, const TensorView*>> used_;  // (forward rank, tensor)
 };
 
+// Sizes come from tensor shapes; a config.json that gives one (from_config set) must agree
+// (ShapeError "config.json field 'FIELD' is N but tensor shapes (SOURCE) give M").
+void CheckConfigField(const char* field, std::optional<int64_t> from_config, int64_t from_shapes,
+                      const char* source);
+
 class TensorReader {
  public:
   // Matrices that cannot be used in place (transposed, or F16 widened to F32) are copied into

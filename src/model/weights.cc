@@ -1,5 +1,6 @@
 #include "model/weights.h"
 
+#include <optional>
 #include <sstream>
 #include <unordered_set>
 
@@ -28,6 +29,9 @@ class Rwkv6Weights::Loader {
 
   const TensorView& Tensor(const std::string& hf_name) {
     return reader_.Tensor(StoredName(hf_name));
+  }
+  const TensorView& Matrix2d(const std::string& hf_name) {
+    return reader_.WithRank(StoredName(hf_name), 2);
   }
   const TensorView& Shaped(const std::string& hf_name, const std::vector<int64_t>& shape) {
     return reader_.Shaped(StoredName(hf_name), shape);
@@ -73,17 +77,11 @@ void Rwkv6Weights::Loader::LoadAll() {
   while (m_.store_.Find(StoredName("rwkv.blocks." + std::to_string(L) + ".ln1.weight"))) ++L;
   if (L == 0) throw ShapeError("no blocks found in " + m_.store_.Describe());
   const std::string b0 = "rwkv.blocks.0.";
-  const TensorView& key0 = Tensor(b0 + "attention.key.weight");
-  const TensorView& bonus0 = Tensor(b0 + "attention.time_faaaa");
-  const TensorView& ffn_key0 = Tensor(b0 + "feed_forward.key.weight");
-  const TensorView& maa_w1_0 = Tensor(b0 + "attention.time_maa_w1");
-  const TensorView& decay_w1_0 = Tensor(b0 + "attention.time_decay_w1");
-  for (const TensorView* t : {&key0, &bonus0, &ffn_key0, &maa_w1_0, &decay_w1_0}) {
-    if (t->shape.size() != 2) {
-      throw ShapeError("tensor '" + t->name + "' in " + Where(*t) + " has shape " +
-                       t->ShapeString() + ", expected 2 dimensions");
-    }
-  }
+  const TensorView& key0 = Matrix2d(b0 + "attention.key.weight");
+  const TensorView& bonus0 = Matrix2d(b0 + "attention.time_faaaa");
+  const TensorView& ffn_key0 = Matrix2d(b0 + "feed_forward.key.weight");
+  const TensorView& maa_w1_0 = Matrix2d(b0 + "attention.time_maa_w1");
+  const TensorView& decay_w1_0 = Matrix2d(b0 + "attention.time_decay_w1");
   const int64_t A = key0.shape[0], H = bonus0.shape[0], S = bonus0.shape[1];
   const int64_t F = ffn_key0.shape[0];
   if (maa_w1_0.shape[1] % 5 != 0) {
@@ -104,12 +102,10 @@ void Rwkv6Weights::Loader::LoadAll() {
                      std::to_string(C));
   }
 
-  auto check = [&](const char* field, int64_t from_config, int64_t from_shapes, const char* t) {
-    if (from_config != 0 && from_config != from_shapes) {
-      throw ShapeError("config.json field '" + std::string(field) + "' is " +
-                       std::to_string(from_config) + " but tensor shapes (" + t + ") give " +
-                       std::to_string(from_shapes));
-    }
+  // A config field of 0 is one config.json did not give.
+  auto check = [](const char* field, int64_t from_config, int64_t from_shapes, const char* t) {
+    CheckConfigField(field, from_config != 0 ? std::optional(from_config) : std::nullopt,
+                     from_shapes, t);
   };
   check("vocab_size", c.vocab_size, V, "embeddings");
   check("hidden_size", c.hidden_size, C, "embeddings");

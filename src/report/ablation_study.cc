@@ -521,16 +521,7 @@ std::vector<std::filesystem::path> WriteAblationOutputs(const AblationStudy& s,
                                 s.task + " " + s.split,
                             "ablated block", "switch", plot_dir, "ablation-grid"));
   }
-  for (const PlotFiles& f : plots) {
-    written.push_back(f.data);
-    written.push_back(f.script);
-    if (f.rendered) {
-      written.push_back(f.svg);
-      plot_names.push_back("plots/" + f.svg.filename().string());
-    } else if (messages != nullptr) {
-      messages->push_back(f.message);
-    }
-  }
+  RecordPlots(plots, written, plot_names, messages);
   const std::filesystem::path md = out_dir / "ablation.md";
   WriteText(AblationMarkdown(s, plot_names), md);
   written.push_back(md);

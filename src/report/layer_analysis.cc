@@ -525,16 +525,8 @@ std::vector<std::filesystem::path> WriteLayerAnalysis(const std::vector<LayerAna
     written.push_back(json_path);
   }
   std::vector<std::string> plot_names;
-  for (const PlotFiles& f : PlotLayerAnalysis(analyses, out_dir / "plots", "analysis")) {
-    written.push_back(f.data);
-    written.push_back(f.script);
-    if (f.rendered) {
-      written.push_back(f.svg);
-      plot_names.push_back("plots/" + f.svg.filename().string());
-    } else if (messages != nullptr) {
-      messages->push_back(f.message);
-    }
-  }
+  RecordPlots(PlotLayerAnalysis(analyses, out_dir / "plots", "analysis"), written, plot_names,
+              messages);
   std::ostringstream md;
   md << "# rwkv-embed layer analysis\n\n"
      << "Command: `" << run.command_line << "` (rwkv-embed " << run.tool_version << ")\n\n";

@@ -274,4 +274,18 @@ PlotFiles PlotCosts(const TaskResults& task, const std::string& split,
   return Finish(out_dir, stem, data.str(), plot.str());
 }
 
+void RecordPlots(const std::vector<PlotFiles>& plots, std::vector<std::filesystem::path>& written,
+                 std::vector<std::string>& plot_names, std::vector<std::string>* messages) {
+  for (const PlotFiles& f : plots) {
+    written.push_back(f.data);
+    written.push_back(f.script);
+    if (f.rendered) {
+      written.push_back(f.svg);
+      plot_names.push_back("plots/" + f.svg.filename().string());
+    } else if (messages != nullptr) {
+      messages->push_back(f.message);
+    }
+  }
+}
+
 }  // namespace rwkv_embed::report

@@ -18,6 +18,12 @@ struct PlotFiles {
   std::string message;  // why it was not rendered, or gnuplot's complaint
 };
 
+// Records plots a report wrote: each one's data, script and (when rendered) SVG in `written`,
+// the SVG as "plots/<name>" in `plot_names` for the Markdown, and each unrendered plot's message
+// in `messages` (when not null).
+void RecordPlots(const std::vector<PlotFiles>& plots, std::vector<std::filesystem::path>& written,
+                 std::vector<std::string>& plot_names, std::vector<std::string>* messages);
+
 // Whether `gnuplot` (or $RWKV_EMBED_GNUPLOT) runs.
 bool GnuplotAvailable();
 

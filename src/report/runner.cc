@@ -703,16 +703,7 @@ std::vector<std::filesystem::path> WriteOutputs(const RunOutput& output,
     if (const std::optional<TaskResults> pooling = PoolingMethodsOnly(t)) {
       plots.push_back(PlotLayerSweep(*pooling, {cost_split}, plot_dir, t.task + "-poolings"));
     }
-    for (const PlotFiles& f : plots) {
-      written.push_back(f.data);
-      written.push_back(f.script);
-      if (f.rendered) {
-        written.push_back(f.svg);
-        plot_names.push_back("plots/" + f.svg.filename().string());
-      } else if (messages != nullptr) {
-        messages->push_back(f.message);
-      }
-    }
+    RecordPlots(plots, written, plot_names, messages);
   }
   const std::filesystem::path md = out_dir / "report.md";
   WriteText(MarkdownReport(output.tasks, output.run, plot_names), md);
