@@ -79,5 +79,12 @@ TEST(LineShardsTest, EmptyFileHasNoShardsAndErrorsNameTheFile) {
   EXPECT_THROW((void)SplitAtLines(q, 4, 0), UsageError);
 }
 
+TEST(DefaultShardBytesTest, SixteenShardsARankWithinFourKiBAndFourMiB) {
+  EXPECT_EQ(DefaultShardBytes(16.0 * 2 * 10000, 2), 10000);     // 16 shards per rank
+  EXPECT_EQ(DefaultShardBytes(1000, 4), 4096);                  // small inputs: 4 KiB
+  EXPECT_EQ(DefaultShardBytes(1e12, 64), int64_t{4} << 20);     // large inputs: 4 MiB
+  EXPECT_EQ(DefaultShardBytes(16.0 * 3 * 5000 + 47, 3), 5000);  // whole bytes, rounded down
+}
+
 }  // namespace
 }  // namespace rwkv_embed

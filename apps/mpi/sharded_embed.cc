@@ -203,7 +203,7 @@ Plan MakeOrResumePlan(const cli::EmbedArgs& a, const Paths& paths, int ranks, bo
   p.input_mtime = MtimeOf(a.input);
   p.settings = OutputSettings(a);
   int64_t shard = GetShardOptions().shard_bytes;
-  if (shard == 0) shard = std::clamp<int64_t>(bytes / (16 * int64_t{ranks}), 4096, 4 << 20);
+  if (shard == 0) shard = DefaultShardBytes(static_cast<double>(bytes), ranks);
   p.ranges = SplitAtLines(a.input, bytes, shard);
   if (p.ranges.empty()) throw DataError("no sentences in " + a.input);
   p.done.assign(p.ranges.size(), '0');

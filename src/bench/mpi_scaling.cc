@@ -8,14 +8,12 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "data/line_shards.h"
 
 namespace rwkv_embed::bench {
 namespace {
 
 using nlohmann::json;
-
-// The shard size `rwkv-embed-mpi embed` picks by default (apps/mpi/sharded_embed.cc).
-constexpr double kMinShardBytes = 4096, kMaxShardBytes = 4 << 20;
 
 // j[key] as T; FormatError naming the source and the path of the field.
 template <typename T>
@@ -191,8 +189,7 @@ ClusterModel FitClusterModel(const MpiRun& base, double nodes, double sentences)
   m.measured_longest_shard_s = base.longest_shard_s;
   m.nodes = nodes;
   m.sentences = sentences;
-  m.shard_bytes =
-      std::clamp(sentences * m.bytes_per_sentence / (16 * nodes), kMinShardBytes, kMaxShardBytes);
+  m.shard_bytes = static_cast<double>(DefaultShardBytes(sentences * m.bytes_per_sentence, nodes));
   const double shard_sentences =
       m.bytes_per_sentence > 0 ? m.shard_bytes / m.bytes_per_sentence : 0;
   m.tail_s = shard_sentences * m.tokens_per_sentence / m.rate_tokens_per_s;

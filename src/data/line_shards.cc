@@ -38,6 +38,11 @@ int64_t NextLineStart(const std::filesystem::path& path, int64_t from, int64_t f
 
 }  // namespace
 
+int64_t DefaultShardBytes(double input_bytes, double ranks) {
+  constexpr double kMin = 4096, kMax = 4 << 20;
+  return static_cast<int64_t>(std::clamp(input_bytes / (16 * ranks), kMin, kMax));
+}
+
 std::vector<ByteRange> SplitAtLines(const std::filesystem::path& path, int64_t file_size,
                                     int64_t shard_bytes) {
   if (shard_bytes < 1) throw UsageError("shard size must be at least 1 byte");

@@ -22,6 +22,12 @@ struct ByteRange {
 std::vector<ByteRange> SplitAtLines(const std::filesystem::path& path, int64_t file_size,
                                     int64_t shard_bytes);
 
+// The shard size rwkv-embed-mpi takes when --shard-bytes is not given, for an input of
+// `input_bytes` over `ranks` ranks: about 16 shards a rank (a slow rank then holds the job back by
+// at most one small shard), within 4 KiB .. 4 MiB (a shard's lines are read whole into memory).
+// bench --mpi's cluster model uses it for the size of the tail.
+int64_t DefaultShardBytes(double input_bytes, double ranks);
+
 // The bytes of `range`. Throws IoError naming the path (also when the file is shorter).
 std::string ReadRange(const std::filesystem::path& path, ByteRange range);
 

@@ -8,14 +8,24 @@ namespace rwkv_embed::report {
 
 using nlohmann::json;
 
-json SweepUnitToJson(const SweepUnit& u) {
+namespace {
+
+// A unit without its result: the accounting's entry.
+json UnitSummary(const SweepUnit& u) {
   return {{"unit", u.unit},
           {"name", u.name},
           {"rank", u.rank},
           {"seconds", u.seconds},
           {"embed_seconds", u.embed_seconds},
-          {"tokens", u.tokens},
-          {"result", u.result}};
+          {"tokens", u.tokens}};
+}
+
+}  // namespace
+
+json SweepUnitToJson(const SweepUnit& u) {
+  json j = UnitSummary(u);
+  j["result"] = u.result;
+  return j;
 }
 
 SweepUnit SweepUnitFromJson(const json& j) {
@@ -64,12 +74,7 @@ json SweepAccounting(const Sweep& sweep, const std::vector<SweepUnit>& units, do
     busy[k] += u.seconds;
     embed[k] += u.embed_seconds;
     total_tokens += u.tokens;
-    unit_list.push_back({{"unit", u.unit},
-                         {"name", u.name},
-                         {"rank", u.rank},
-                         {"seconds", u.seconds},
-                         {"embed_seconds", u.embed_seconds},
-                         {"tokens", u.tokens}});
+    unit_list.push_back(UnitSummary(u));
   }
   json per_rank = json::array();
   double busy_sum = 0, busy_max = 0;
