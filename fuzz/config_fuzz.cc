@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz_util.h"
-#include "model/config.h"
+#include "model/rwkv6/rwkv6_config.h"
 
 using rwkv_embed::ModelConfig;
 

@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "kernels/onednn.h"
-#include "model/random_init.h"
+#include "model/rwkv6/rwkv6_random.h"
 #include "test_util.h"
 
 namespace rwkv_embed {

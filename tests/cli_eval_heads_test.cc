@@ -9,7 +9,7 @@
 #include "data/pairs.h"
 #include "eval/evaluator.h"
 #include "kernels/gemm.h"
-#include "model/embedding_rwkv_embedder.h"
+#include "model/embedding_rwkv/embedding_rwkv_embedder.h"
 #include "test_util.h"
 
 namespace rwkv_embed {

@@ -15,7 +15,7 @@
 #include "core/utf8.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
-#include "model/config.h"
+#include "model/rwkv6/rwkv6_config.h"
 #include "test_util.h"
 #include "tokenizer/world_tokenizer.h"
 

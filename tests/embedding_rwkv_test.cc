@@ -15,7 +15,7 @@
 #include "io/checkpoint.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
-#include "model/embedding_rwkv_embedder.h"
+#include "model/embedding_rwkv/embedding_rwkv_embedder.h"
 #include "model/load_model.h"
 #include "model/state_file.h"
 #include "test_util.h"

@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "io/safetensors.h"
-#include "model/rwkv6.h"
+#include "model/rwkv6/rwkv6.h"
 #include "model_test_util.h"
 #include "test_util.h"
 

@@ -17,7 +17,7 @@
 #include "core/dtype.h"
 #include "io/safetensors.h"
 #include "kernels/gemm.h"
-#include "model/rwkv6.h"
+#include "model/rwkv6/rwkv6.h"
 #include "test_util.h"
 
 namespace rwkv_embed {

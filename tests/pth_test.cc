@@ -20,7 +20,7 @@
 #include "io/pickle.h"
 #include "io/safetensors.h"
 #include "io/zip.h"
-#include "model/weights.h"
+#include "model/rwkv6/rwkv6_weights.h"
 #include "test_util.h"
 
 namespace rwkv_embed {

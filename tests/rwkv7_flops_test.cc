@@ -4,7 +4,7 @@
 
 #include "bench/flops.h"
 #include "core/error.h"
-#include "model/rwkv7.h"
+#include "model/rwkv7/rwkv7.h"
 #include "test_util.h"
 
 namespace rwkv_embed {

@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/load_model.h"
-#include "model/rwkv7.h"
+#include "model/rwkv7/rwkv7.h"
 #include "model_test_util.h"
 #include "test_util.h"
 #include "tokenizer/byte_tokenizer.h"

@@ -11,7 +11,7 @@
 #include "io/npy.h"
 #include "io/safetensors.h"
 #include "model/load_model.h"
-#include "model/rwkv7.h"
+#include "model/rwkv7/rwkv7.h"
 #include "model_test_util.h"
 #include "test_util.h"
 

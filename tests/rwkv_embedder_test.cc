@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "model/weights.h"
+#include "model/rwkv6/rwkv6_weights.h"
 #include "test_util.h"
 
 namespace rwkv_embed {

@@ -13,7 +13,7 @@
 #include "eval_options.h"
 #include "io/atomic_file.h"
 #include "methods/method_spec.h"
-#include "model/embedding_rwkv.h"
+#include "model/embedding_rwkv/embedding_rwkv.h"
 #include "report/report.h"
 #include "report/runner.h"
 

@@ -11,8 +11,8 @@
 #include "kernels/gemm_autotune.h"
 #include "model/layer_spec.h"
 #include "model/load_model.h"
-#include "model/rwkv6.h"
-#include "model/rwkv7.h"
+#include "model/rwkv6/rwkv6.h"
+#include "model/rwkv7/rwkv7.h"
 
 namespace rwkv_embed::cli {
 namespace {

@@ -7,8 +7,8 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/memory.h"
-#include "model/random_init.h"
-#include "model/random_init_rwkv7.h"
+#include "model/rwkv6/rwkv6_random.h"
+#include "model/rwkv7/rwkv7_random.h"
 
 namespace rwkv_embed::cli {
 namespace {

@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "model/embedding_rwkv_embedder.h"
+#include "model/embedding_rwkv/embedding_rwkv_embedder.h"
 
 namespace rwkv_embed::cli {
 

@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
-#include "model/config.h"
-#include "model/rwkv7_weights.h"
+#include "model/rwkv6/rwkv6_config.h"
+#include "model/rwkv7/rwkv7_weights.h"
 
 namespace rwkv_embed::bench {
 

@@ -8,8 +8,8 @@
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
-#include "model/rwkv6.h"
-#include "model/rwkv7.h"
+#include "model/rwkv6/rwkv6.h"
+#include "model/rwkv7/rwkv7.h"
 
 namespace rwkv_embed {
 namespace {

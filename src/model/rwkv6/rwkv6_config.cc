@@ -1,4 +1,4 @@
-#include "model/config.h"
+#include "model/rwkv6/rwkv6_config.h"
 
 #include <cstdint>
 #include <fstream>

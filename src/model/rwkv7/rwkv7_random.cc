@@ -1,4 +1,4 @@
-#include "model/random_init_rwkv7.h"
+#include "model/rwkv7/rwkv7_random.h"
 
 #include <cmath>
 #include <cstring>
@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "model/random_init.h"
+#include "model/rwkv6/rwkv6_random.h"
 
 namespace rwkv_embed {
 namespace {

@@ -1,4 +1,4 @@
-#include "model/rwkv7.h"
+#include "model/rwkv7/rwkv7.h"
 
 #include <algorithm>
 #include <cmath>

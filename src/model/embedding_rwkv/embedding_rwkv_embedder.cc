@@ -1,4 +1,4 @@
-#include "model/embedding_rwkv_embedder.h"
+#include "model/embedding_rwkv/embedding_rwkv_embedder.h"
 
 #include <utility>
 

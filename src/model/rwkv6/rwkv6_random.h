@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/dtype.h"
-#include "model/config.h"
+#include "model/rwkv6/rwkv6_config.h"
 
 namespace rwkv_embed {
 

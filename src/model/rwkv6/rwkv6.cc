@@ -1,4 +1,4 @@
-#include "model/rwkv6.h"
+#include "model/rwkv6/rwkv6.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "model/random_init.h"
+#include "model/rwkv6/rwkv6_random.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "io/safetensors.h"
-#include "model/weights.h"
+#include "model/rwkv6/rwkv6_weights.h"
 
 namespace rwkv_embed {
 namespace {

@@ -1,7 +1,7 @@
 // EmbeddingRWKV (howard-hou/EmbeddingRWKV, PyPI rwkv-emb; DESIGN.md §9): an RWKV-7 backbone under
 // `rwkv.` plus three task heads `head.{cls,sts,retr}_head.{fc1,fc2,norm}`. This file is its weight
 // schema (the head tensors), its input preprocessing (EOS 65535, the single / echo / eval modes)
-// and its instruction table; model/embedding_rwkv_embedder.h runs it.
+// and its instruction table; model/embedding_rwkv/embedding_rwkv_embedder.h runs it.
 #pragma once
 
 #include <array>

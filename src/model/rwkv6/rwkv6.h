@@ -8,7 +8,7 @@
 #include <string>
 
 #include "model/recurrent_model.h"
-#include "model/weights.h"
+#include "model/rwkv6/rwkv6_weights.h"
 
 namespace rwkv_embed {
 

@@ -1,4 +1,4 @@
-#include "model/rwkv7_weights.h"
+#include "model/rwkv7/rwkv7_weights.h"
 
 #include <fstream>
 #include <map>

@@ -1,4 +1,4 @@
-#include "model/weights.h"
+#include "model/rwkv6/rwkv6_weights.h"
 
 #include <optional>
 #include <sstream>

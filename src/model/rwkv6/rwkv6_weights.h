@@ -14,7 +14,7 @@
 #include "core/matrix.h"
 #include "io/safetensors.h"
 #include "kernels/gemm.h"
-#include "model/config.h"
+#include "model/rwkv6/rwkv6_config.h"
 #include "model/sequence_model.h"
 #include "model/tensor_reader.h"
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "model/recurrent_model.h"
-#include "model/rwkv7_weights.h"
+#include "model/rwkv7/rwkv7_weights.h"
 
 namespace rwkv_embed {
 

@@ -1,6 +1,6 @@
 // Random-weight RWKV-7 ("Goose", x070) checkpoints in either naming (authors' RWKV-LM or fla/HF),
 // for benchmarks at the released shapes, the evaluation's random-weights control and loader
-// tests. The RWKV-6 writer is model/random_init.h; init-model dispatches between them.
+// tests. The RWKV-6 writer is model/rwkv6/rwkv6_random.h; init-model dispatches between them.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/dtype.h"
-#include "model/rwkv7_weights.h"
+#include "model/rwkv7/rwkv7_weights.h"
 
 namespace rwkv_embed {
 

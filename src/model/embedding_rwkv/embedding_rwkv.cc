@@ -1,4 +1,4 @@
-#include "model/embedding_rwkv.h"
+#include "model/embedding_rwkv/embedding_rwkv.h"
 
 #include <algorithm>
 #include <array>

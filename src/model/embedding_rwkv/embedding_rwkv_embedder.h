@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/embedder.h"
-#include "model/embedding_rwkv.h"
+#include "model/embedding_rwkv/embedding_rwkv.h"
 #include "model/rwkv_embedder.h"
 
 namespace rwkv_embed {
