@@ -8,8 +8,8 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "model/rwkv6/rwkv6_random.h"
 #include "model/rwkv6/rwkv6.h"
+#include "model/rwkv6/rwkv6_random.h"
 #include "model_test_util.h"
 #include "test_util.h"
 

@@ -2,8 +2,6 @@
 // namings and dtypes (shapes, ranks, naming and eps detected), determinism per seed, the same
 // model in both namings, activations that stay finite and informative, and sizes checked before
 // anything is allocated.
-#include "model/rwkv7/rwkv7_random.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +10,7 @@
 #include "core/error.h"
 #include "model/load_model.h"
 #include "model/rwkv7/rwkv7.h"
+#include "model/rwkv7/rwkv7_random.h"
 #include "test_util.h"
 
 namespace rwkv_embed {
