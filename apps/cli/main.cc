@@ -1,5 +1,5 @@
-// rwkv-embed: sentence embeddings from RWKV-6 checkpoints. See README.md for the commands and the
-// exit codes (README "Exit codes"; ExitCodeFor in core/error.h).
+// rwkv-embed: sentence embeddings from RWKV-6 and RWKV-7 checkpoints. See README.md for the
+// commands and the exit codes (README "Exit codes"; ExitCodeFor in core/error.h).
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <iostream>
@@ -48,7 +48,7 @@ int ReportParseError(const CLI::ParseError& e,
 
 int main(int argc, char** argv) {
   namespace cli = rwkv_embed::cli;
-  CLI::App app{"rwkv-embed: sentence embeddings from RWKV-6 language models"};
+  CLI::App app{"rwkv-embed: sentence embeddings from RWKV-6, RWKV-7 and EmbeddingRWKV models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("rwkv-embed ") + RWKV_EMBED_VERSION);
 
