@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds the release preset and runs the whole test suite with ctest.
+# Installs dependencies, checks formatting and the docs' links (scripts/lint.sh --format-only),
+# builds the release preset and runs the whole test suite with ctest.
 # Shared data is found through RWKV_EMBED_SHARED (default: ../shared beside the checkout).
 # Then every fuzz target runs for RWKV_EMBED_FUZZ_SECONDS (default 10) on its seed corpus
 # (docs/fuzzing.md: about 2 minutes with the fuzz build); 0 skips it.

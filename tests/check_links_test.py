@@ -93,59 +93,36 @@ class CheckerTest(unittest.TestCase):
         self.assertEqual(out, "")
         self.assertEqual(status, 0)
 
-    def test_missing_file(self):
-        files = dict(GOOD, **{"docs/extra.md": "# Extra\n\nSee [gone](gone.md).\n"})
-        status, out = run(files)
-        self.assertEqual(status, 1)
-        self.assertIn("docs/extra.md:3: 'gone.md': no such file docs/gone.md", out)
-
-    def test_missing_anchor(self):
-        files = dict(GOOD, **{"docs/extra.md": "# Extra\n\n[x](guide.md#options)\n"})
-        status, out = run(files)
-        self.assertEqual(status, 1)
-        self.assertIn("docs/extra.md:3: 'guide.md#options': no anchor #options in docs/guide.md",
-                      out)
-
-    def test_third_duplicate_heading_has_no_anchor(self):
-        files = dict(GOOD, **{"docs/extra.md": "# Extra\n\n[x](guide.md#notes-2)\n"})
-        self.assertEqual(run(files)[0], 1)
-
-    def test_anchor_in_same_file(self):
-        files = dict(GOOD, **{"docs/extra.md": "# Extra\n\n## Two\n\n[x](#three)\n"})
-        status, out = run(files)
-        self.assertEqual(status, 1)
-        self.assertIn("docs/extra.md:5: '#three': no anchor #three in docs/extra.md", out)
-
-    def test_link_leaving_the_repository(self):
-        files = dict(GOOD, **{"docs/extra.md": "# Extra\n\n[data](../../shared/data)\n"})
-        status, out = run(files)
-        self.assertEqual(status, 1)
-        self.assertIn("leaves the repository", out)
-
-    def test_anchor_into_a_source_file_must_be_a_line(self):
-        files = dict(GOOD, **{"docs/extra.md": "# Extra\n\n[x](../src/x.cc#main)\n"})
-        status, out = run(files)
-        self.assertEqual(status, 1)
-        self.assertIn("not a heading of a Markdown file or a line anchor", out)
-
-    def test_reference_definition_and_html(self):
-        files = dict(GOOD, **{"docs/extra.md": "# Extra\n\n[r]: nowhere.md\n<img src=\"no.svg\">\n"})
-        status, out = run(files)
-        self.assertEqual(status, 1)
-        self.assertIn("docs/extra.md:3: 'nowhere.md'", out)
-        self.assertIn("docs/extra.md:4: 'no.svg'", out)
-
-    def test_source_citation_of_a_missing_anchor(self):
-        files = dict(GOOD, **{"src/y.h": "// See docs/guide.md#rwkv-7-block.\n"})
-        status, out = run(files)
-        self.assertEqual(status, 1)
-        self.assertIn("src/y.h:1: 'docs/guide.md#rwkv-7-block': no anchor", out)
-
-    def test_source_citation_of_a_document_outside(self):
-        files = dict(GOOD, **{"tests/z_test.cc": "// The names " + "DESIGN" + ".md §9 lists.\n"})
-        status, out = run(files)
-        self.assertEqual(status, 1)
-        self.assertIn("tests/z_test.cc:1: cites DESIGN.md", out)
+    def test_each_broken_link_is_reported_with_its_line(self):
+        # (extra file, text, what the report must say); each case alone breaks the good tree.
+        cases = [
+            ("docs/extra.md", "# Extra\n\nSee [gone](gone.md).\n",
+             "docs/extra.md:3: 'gone.md': no such file docs/gone.md"),
+            ("docs/extra.md", "# Extra\n\n[x](guide.md#options)\n",
+             "docs/extra.md:3: 'guide.md#options': no anchor #options in docs/guide.md"),
+            ("docs/extra.md", "# Extra\n\n[x](guide.md#notes-2)\n",  # only two Notes
+             "'guide.md#notes-2': no anchor #notes-2"),
+            ("docs/extra.md", "# Extra\n\n## Two\n\n[x](#three)\n",
+             "docs/extra.md:5: '#three': no anchor #three in docs/extra.md"),
+            ("docs/extra.md", "# Extra\n\n[data](../../shared/data)\n",
+             "docs/extra.md:3: '../../shared/data' leaves the repository"),
+            ("docs/extra.md", "# Extra\n\n[x](../src/x.cc#main)\n",
+             "not a heading of a Markdown file or a line anchor"),
+            ("docs/extra.md", "# Extra\n\n[r]: nowhere.md\n", "docs/extra.md:3: 'nowhere.md'"),
+            ("docs/extra.md", "# Extra\n\n<img src=\"no.svg\">\n", "docs/extra.md:3: 'no.svg'"),
+            ("src/y.h", "// See docs/guide.md#rwkv-7-block.\n",
+             "src/y.h:1: 'docs/guide.md#rwkv-7-block': no anchor"),
+            ("tests/z_test.cc", "// The names " + "DESIGN" + ".md §9 lists.\n",
+             "tests/z_test.cc:1: cites DESIGN.md"),
+            ("docs/extra.md", "# Extra\n\nAs " + "DESIGN" + ".md says.\n",
+             "docs/extra.md:3: cites DESIGN.md"),
+        ]
+        for name, text, expected in cases:
+            with self.subTest(expected=expected):
+                status, out = run(dict(GOOD, **{name: text}))
+                self.assertEqual(status, 1)
+                self.assertIn(expected, out)
+                self.assertEqual(len(out.splitlines()), 1, out)  # the one broken link, only
 
     def test_explicit_files_check_only_those(self):
         files = dict(GOOD, **{"docs/extra.md": "# Extra\n\n[x](gone.md)\n"})
