@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load test of `rwkv-embed serve` on loopback (README "Load test"). Bounded: every wrk run stops
+# Load test of `rwkv-embed serve` on loopback (docs/server.md#load-test). Bounded: every wrk run stops
 # after its request count (or --max-seconds), and the server is stopped at the end (SIGTERM).
 #
 #   scripts/loadtest.sh --model DIR [--requests 10000] [--connections 64] [--rounds 3]

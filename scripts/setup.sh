@@ -12,7 +12,7 @@ packages=(
   libdnnl-dev libopenblas-dev
   gnuplot-nox
   pybind11-dev python3-dev python3-numpy  # the Python module (python/) and its test
-  libopenmpi-dev openmpi-bin  # rwkv-embed-mpi (README "Clusters (MPI)") and its tests
+  libopenmpi-dev openmpi-bin  # rwkv-embed-mpi (docs/mpi.md) and its tests
   libcpp-httplib-dev  # rwkv-embed serve (a compiled library despite the name: see CMakeLists.txt)
   wrk bc              # scripts/loadtest.sh
 )

@@ -1,8 +1,9 @@
-// EmbeddingRWKV (DESIGN.md §9) against the float64 goldens of ../shared/models/tiny-embrwkv-bf16:
-// the fed ids and EOS positions of every mode, the ln_out outputs at the EOS positions, their
-// mean, every head with and without L2, for all 13 texts (the 562- and 2102-token passages and
-// the empty text included); packed and split batches; instructions; the prefix state ("state
-// reuse") equal to one pass; the CLI end to end; bad checkpoints, options and state files.
+// EmbeddingRWKV (docs/design.md#embeddingrwkv) against the float64 goldens of
+// ../shared/models/tiny-embrwkv-bf16: the fed ids and EOS positions of every mode, the ln_out
+// outputs at the EOS positions, their mean, every head with and without L2, for all 13 texts (the
+// 562- and 2102-token passages and the empty text included); packed and split batches;
+// instructions; the prefix state ("state reuse") equal to one pass; the CLI end to end; bad
+// checkpoints, options and state files.
 #include <gtest/gtest.h>
 
 #include <cstdlib>

@@ -311,7 +311,8 @@ TEST(PthTest, SharedRwkvCppF32IsByteIdenticalToItsSafetensors) {
   ExpectSameStore(OpenCheckpoint(pth), ref);
 }
 
-// The 114 names DESIGN.md §9 lists for a 3-block EmbeddingRWKV, in the documented file order.
+// The 114 names docs/design.md#embeddingrwkv lists for a 3-block EmbeddingRWKV, in the documented
+// file order.
 std::vector<std::string> EmbRwkvNames(int blocks) {
   std::vector<std::string> n = {"rwkv.emb.weight", "rwkv.blocks.0.ln0.weight",
                                 "rwkv.blocks.0.ln0.bias"};

@@ -1,5 +1,5 @@
 // FLOPs per token of RWKV-7 (x070), counted by hand for the shared fla model and the Goose 1.5B
-// shape (DESIGN.md §8: C 2048, L 24, F 4C, ranks 96/96/64/256).
+// shape (docs/design.md#rwkv-7-block: C 2048, L 24, F 4C, ranks 96/96/64/256).
 #include <gtest/gtest.h>
 
 #include "bench/flops.h"

@@ -274,7 +274,7 @@ Command RegisterEmbed(CLI::App& app) {
                   "pooling beyond the mean, BASE[+STEP...]: mean | state-wkv | state-shift | "
                   "state-all | prompteol | echo | prompt:NAME | attention | fusion-mean | "
                   "fusion-concat | fusion-learned, steps center | whiten | abtt[D] | pca<K> | "
-                  "fusion-*; e.g. state-wkv+pca64 (README: Pooling beyond the mean)");
+                  "fusion-*; e.g. state-wkv+pca64 (docs/evaluation.md#pooling-beyond-the-mean)");
   sub->add_option("--template", a->prompt_template,
                   "prompt template: a NAME from the installed prompt_templates.json (prompteol, "
                   "echo) or FILE.json[:NAME] in the same format (= --method prompt:...)");

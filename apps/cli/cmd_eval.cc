@@ -80,12 +80,13 @@ void AddEvalOptions(CLI::App* sub, EvalCliArgs* a) {
       ->check(CLI::Range(-1.0, 1.0));
   sub->add_flag("--no-comparisons", a->no_comparisons, "skip the paired tests");
   AddAblateOption(sub, &a->ablate);
-  sub->add_option("--poolings", a->poolings,
-                  "pooling methods beyond the mean, each scored as method <model>/<spec> beside "
-                  "mean pooling: all | comma list of BASE[+STEP...] (state-wkv+pca64, "
-                  "state-shift, prompteol, echo, prompt:NAME, mean+center, mean+whiten, "
-                  "mean+abtt, fusion-mean, fusion-concat, fusion-learned, attention; README: "
-                  "Pooling beyond the mean); fitted ones fit on --fit-split only");
+  sub->add_option(
+      "--poolings", a->poolings,
+      "pooling methods beyond the mean, each scored as method <model>/<spec> beside "
+      "mean pooling: all | comma list of BASE[+STEP...] (state-wkv+pca64, "
+      "state-shift, prompteol, echo, prompt:NAME, mean+center, mean+whiten, "
+      "mean+abtt, fusion-mean, fusion-concat, fusion-learned, attention; "
+      "docs/evaluation.md#pooling-beyond-the-mean); fitted ones fit on --fit-split only");
   sub->add_option("--templates", a->templates,
                   "prompt templates file (JSON, as the installed prompt_templates.json) searched "
                   "before the installed one for prompt:NAME")

@@ -1,5 +1,5 @@
 // rwkv-embed: sentence embeddings from RWKV-6 and RWKV-7 checkpoints. See README.md for the
-// commands and the exit codes (README "Exit codes"; ExitCodeFor in core/error.h).
+// commands and the exit codes (docs/cli.md#exit-codes; ExitCodeFor in core/error.h).
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <iostream>

@@ -1,6 +1,6 @@
 // The MPI build of the CLI (rwkv-embed-mpi): the same commands as rwkv-embed, with `embed`
 // sharded over the ranks of MPI_COMM_WORLD (sharded_embed.cc). Kept out of the rwkv-embed binary
-// so that the single-machine program never needs libmpi at run time (README "Clusters (MPI)").
+// so that the single-machine program never needs libmpi at run time (docs/mpi.md).
 #pragma once
 
 #include <CLI/CLI.hpp>

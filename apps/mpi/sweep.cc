@@ -2,9 +2,9 @@
 // method groups of eval and reproduce — the word-vector baselines, then each model with its
 // random control —, the passes of ablate — the intact model, then each ablation) dealt over the
 // ranks, the results gathered on rank 0, which finishes the run (comparisons, settings, notes,
-// the "mpi" accounting) and writes the outputs exactly as a single-process run would (README
-// "Clusters (MPI)"). One dealer and one gather for all three commands; what a unit carries is
-// the report code's business (report::SweepUnit, through report/ablation_study.h).
+// the "mpi" accounting) and writes the outputs exactly as a single-process run would (docs/mpi.md).
+// One dealer and one gather for all three commands; what a unit carries is the report code's
+// business (report::SweepUnit, through report/ablation_study.h).
 #include <mpi.h>
 
 #include <atomic>

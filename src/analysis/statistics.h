@@ -1,6 +1,6 @@
 // Estimators of the layer analysis (issue 9), on plain row sets: they know nothing about models.
 // Inputs are float rows (hidden states, pooled vectors, weight rows); everything is computed in
-// double. Definitions (README "analyze"):
+// double. Definitions (docs/evaluation.md#layer-analysis):
 //  - matrix entropy (Skean et al. 2025, "Layer by Layer", arXiv 2502.02013): subtract the rows'
 //    mean, L2-normalise each row (zero rows dropped), K = Z Z^T, lambda = eigenvalues of K / tr K,
 //    S_alpha = log(sum lambda^alpha) / (1 - alpha) (alpha = 1: -sum lambda log lambda, natural

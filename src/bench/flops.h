@@ -20,10 +20,10 @@ int64_t ProjectionParamsPerBlock(const Rwkv6Config& c);
 // forward never computes logits, and a lookup is a copy, not arithmetic.
 int64_t ProjectionParams(const Rwkv6Config& c);
 
-// The WKV recurrence of one block for one token (DESIGN.md §7, kernels::LinearAttentionHead):
-// per head and per state element (i, j) of the S x S state, two multiply-adds for the output
-// y_j += (r_i u_i k_i) v_j + r_i S_ij and two for the update S_ij = k_i v_j + d_i S_ij,
-// i.e. 8 FLOPs x H x S x S = 8 x A x S.
+// The WKV recurrence of one block for one token (docs/design.md#rwkv-6-block,
+// kernels::LinearAttentionHead): per head and per state element (i, j) of the S x S state, two
+// multiply-adds for the output y_j += (r_i u_i k_i) v_j + r_i S_ij and two for the update S_ij =
+// k_i v_j + d_i S_ij, i.e. 8 FLOPs x H x S x S = 8 x A x S.
 int64_t WkvFlopsPerTokenPerBlock(const Rwkv6Config& c);
 
 // FLOPs of a forward pass over `tokens` tokens (any packing: RWKV's work does not depend on how
@@ -32,7 +32,7 @@ int64_t WkvFlopsPerTokenPerBlock(const Rwkv6Config& c);
 // benchmarks such as llama.cpp's and MLPerf's do; it is < 1% of the total for Finch shapes.
 double ForwardFlops(const Rwkv6Config& c, int64_t tokens);
 
-// ---- RWKV-7 (x070, DESIGN.md §8) -----------------------------------------------------------
+// ---- RWKV-7 (x070, docs/design.md#rwkv-7-block) ------------------------------------------------
 // Per block: r, k, v, output ([C, C] each); the LoRA factors w1/w2 (C x Dw each), a1/a2 (Da),
 // g1/g2 (Dg) and, in blocks >= 1, v1/v2 (Dv); the channel-mix key ([F, C]) and value ([C, F]).
 // Block 0 has no value LoRA, so the total is not L x a per-block count.

@@ -121,7 +121,7 @@ void MarkdownTable(const MpiScalingReport& r, std::ostringstream& md) {
 }
 
 void MarkdownModel(const ClusterModel& m, std::ostringstream& md) {
-  md << "\ncluster model (README \"Clusters (MPI)\" → \"Estimate\"): T = fixed + S·k / (P·R) + "
+  md << "\ncluster model (docs/mpi.md#estimate): T = fixed + S·k / (P·R) + "
         "tail, one rank per node at this machine's rate\n\n";
   md << "- R = " << Fixed(m.rate_tokens_per_s, 1)
      << " tokens/s = " << Fixed(m.rate_tokens_per_s / m.tokens_per_sentence, 2)

@@ -1,6 +1,6 @@
 // `rwkv-embed bench --mpi`: how `rwkv-embed-mpi embed` scales over N ranks, read from the
-// accounting each run writes (OUT.npy.run.json, README "Clusters (MPI)" → "Accounting"), and a
-// model of the wall time of a cluster job built from the per-node rate (→ "Estimate").
+// accounting each run writes (OUT.npy.run.json, docs/mpi.md#accounting-outnpyrunjson), and a
+// model of the wall time of a cluster job built from the per-node rate (docs/mpi.md#estimate).
 //
 // On one machine the ranks share its cores: the efficiency measures the overhead of sharding
 // (planning, line counting, a model per rank, coordination, the tail), not a speed-up. Every

@@ -1,5 +1,6 @@
 // Ablations as users write them, turned into the per-block BlockOverride switches the forward
-// pass honours (model/sequence_model.h; equations in DESIGN.md §7 RWKV-6, §8 RWKV-7).
+// pass honours (model/sequence_model.h; equations in docs/design.md#rwkv-6-block RWKV-6,
+// docs/design.md#rwkv-7-block RWKV-7).
 //
 // Grammar: SWITCH[=VALUE]:BLOCKS, e.g. skip-tmix:3, skip-cmix:1-4, freeze-decay:all,
 // decay-scale=2.0:5-8, zero-bonus:1,3,12. Blocks are 1-based (block k's output is layer k, as in

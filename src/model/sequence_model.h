@@ -41,7 +41,8 @@ struct TokenBatch {
 // the same three pieces: the time-mix token-shift input (LN1 output of the last token), one
 // matrix per head, and the channel-mix token-shift input (LN2 output of the last token). Zeros at
 // the start of a sequence. The matrix layout is the architecture's own: RWKV-6 [H, S, S] indexed
-// key x value (DESIGN.md §7), RWKV-7 [H, N, N] indexed value x key (§8).
+// key x value (docs/design.md#rwkv-6-block), RWKV-7 [H, N, N] indexed value x key
+// (docs/design.md#rwkv-7-block).
 struct BlockState {
   std::vector<float> time_shift;     // [C]
   std::vector<float> wkv;            // [H, N, N]
@@ -60,14 +61,15 @@ struct BlockOverride {
   // Multiplies the decay rate (RWKV-6: d = exp(-s * exp(w)); RWKV-7: w = exp(-s * e^-0.5 *
   // sigmoid(z))). > 1 forgets faster.
   float decay_rate_scale = 1.0f;
-  // The decay's data-dependent LoRA term removed (= zero its second matrix). RWKV-6 (DESIGN.md
-  // §7): w = time_decay instead of time_decay + tanh(x_w @ D1) @ D2, so d = exp(-exp(time_decay))
-  // is the same at every token. RWKV-7 (§8): z = w0 instead of w0 + tanh(x_w @ w1) @ w2.
+  // The decay's data-dependent LoRA term removed (= zero its second matrix). RWKV-6
+  // (docs/design.md#rwkv-6-block): w = time_decay instead of time_decay + tanh(x_w @ D1) @ D2, so d
+  // = exp(-exp(time_decay)) is the same at every token. RWKV-7 (docs/design.md#rwkv-7-block): z =
+  // w0 instead of w0 + tanh(x_w @ w1) @ w2.
   bool freeze_decay = false;
-  // The current token's bonus removed. RWKV-6 (§7): u = time_faaaa = 0 in
+  // The current token's bonus removed. RWKV-6 (docs/design.md#rwkv-6-block): u = time_faaaa = 0 in
   // y_t[j] = Σ_i r_t[i] (u[i] k_t[i] v_t[j] + Σ[i,j]). RWKV-7 has no u; its analogue, the term
   // through which the current token's own key and value reach y, is (Σ_j r[h,j] k[h,j] r_k[h,j])
-  // * v[h,:] (§8): it is dropped, as if r_k = 0.
+  // * v[h,:] (docs/design.md#rwkv-7-block): it is dropped, as if r_k = 0.
   bool zero_bonus = false;
 };
 

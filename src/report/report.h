@@ -1,10 +1,11 @@
 // Evaluation output: MTEB-style JSON (results/<model>/<task>.json), the Markdown report with the
 // study's published tables side by side, and the qualitative sample-pair table.
 //
-// JSON conventions (DESIGN.md §4): scores are 0-1 fractions as computed (Spearman in [-1, 1]),
-// main_score = cosine_spearman (the study's primary metric; MTEB's pair-classification main score
-// would be max_ap, which is also written as "ap"). There is never a NaN: an undefined value is
-// written as null and its field name is listed in the score object's "null_reasons" with why.
+// JSON conventions (docs/evaluation.md#result-files): scores are 0-1 fractions as computed
+// (Spearman in [-1, 1]), main_score = cosine_spearman (the study's primary metric; MTEB's
+// pair-classification main score would be max_ap, which is also written as "ap"). There is never a
+// NaN: an undefined value is written as null and its field name is listed in the score object's
+// "null_reasons" with why.
 #pragma once
 
 #include <filesystem>

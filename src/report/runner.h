@@ -92,7 +92,7 @@ struct RunOptions {
   std::filesystem::path templates;
   // EmbeddingRWKV task heads ("cls", "sts", "retr"): each model that is an EmbeddingRWKV
   // checkpoint is also scored through each head (its embedding: the head applied to the mean of
-  // the ln_out states at the EOS positions, DESIGN.md §9) as the one-layer method
+  // the ln_out states at the EOS positions, docs/design.md#embeddingrwkv) as the one-layer method
   // "<model method>/head-<name>", texts preprocessed by `eos_mode` ("single" | "echo" | "eval").
   std::vector<std::string> heads;
   std::string eos_mode = "eval";

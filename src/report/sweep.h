@@ -48,7 +48,7 @@ SweepUnit SweepUnitFromJson(const nlohmann::json& j);
 void CheckGatheredUnits(std::vector<SweepUnit>* units, const std::vector<int>& expected,
                         const std::string& what);
 
-// The run's "mpi" object (README "Clusters (MPI)"): ranks, schedule, per_rank [{rank, units,
+// The run's "mpi" object (docs/mpi.md): ranks, schedule, per_rank [{rank, units,
 // tokens, busy_seconds, embed_seconds, tokens_per_second}], units [{unit, name, rank, seconds,
 // embed_seconds, tokens}], tokens, wall_seconds (the run's start to the last result gathered),
 // tokens_per_second (tokens / wall_seconds) and load_balance_max_over_mean (max / mean of the

@@ -37,7 +37,7 @@ class RequestError : public Error {
   std::string type_, code_;
 };
 
-// The statuses of the API (README "serve"): 400 malformed JSON or a field of the wrong type,
+// The statuses of the API (docs/server.md): 400 malformed JSON or a field of the wrong type,
 // 422 a well-typed but invalid value, 401/413/429/503 from the front end.
 RequestError BadRequest(const std::string& message);       // 400 invalid_request_error
 RequestError Unprocessable(const std::string& message);    // 422 invalid_request_error

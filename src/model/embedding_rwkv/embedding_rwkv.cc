@@ -238,7 +238,8 @@ const TaskInstruction& FindTaskInstruction(std::string_view task) {
   std::string types;
   for (const TypeHead& t : kTypeHeads) types += (types.empty() ? "" : ", ") + std::string(t.type);
   throw UsageError("unknown task '" + std::string(task) + "': expected a task type (" + types +
-                   ") or an MTEB task the package gives its own instruction (see README)");
+                   ") or an MTEB task the package gives its own instruction (see "
+                   "docs/checkpoints.md#embeddingrwkv)");
 }
 
 std::string ApplyInstruction(std::string_view description, std::string_view text) {

@@ -1,7 +1,7 @@
-// EmbeddingRWKV (howard-hou/EmbeddingRWKV, PyPI rwkv-emb; DESIGN.md §9): an RWKV-7 backbone under
-// `rwkv.` plus three task heads `head.{cls,sts,retr}_head.{fc1,fc2,norm}`. This file is its weight
-// schema (the head tensors), its input preprocessing (EOS 65535, the single / echo / eval modes)
-// and its instruction table; model/embedding_rwkv/embedding_rwkv_embedder.h runs it.
+// EmbeddingRWKV (howard-hou/EmbeddingRWKV, PyPI rwkv-emb; docs/design.md#embeddingrwkv): an RWKV-7
+// backbone under `rwkv.` plus three task heads `head.{cls,sts,retr}_head.{fc1,fc2,norm}`. This file
+// is its weight schema (the head tensors), its input preprocessing (EOS 65535, the single / echo /
+// eval modes) and its instruction table; model/embedding_rwkv/embedding_rwkv_embedder.h runs it.
 #pragma once
 
 #include <array>
@@ -26,7 +26,7 @@ enum class EmbeddingRwkvHead { kCls, kSts, kRetr };
 EmbeddingRwkvHead ParseEmbeddingRwkvHead(std::string_view name);  // "cls" | "sts" | "retr"
 std::string_view EmbeddingRwkvHeadName(EmbeddingRwkvHead head);   // "cls", "sts", "retr"
 
-// How a text's tokens are fed (DESIGN.md §9 "Tokens"):
+// How a text's tokens are fed (docs/design.md#embeddingrwkv-tokens):
 //   kSingle: ids + [EOS] (the package's encode(text, add_eos=True));
 //   kEcho:   the MTEB wrapper's multi-EOS layout, 4 EOS (ctx_len 2048, eos_chunk_size 512);
 //   kEval:   kEcho left-padded with token 261 to a multiple of 16: what the published MTEB

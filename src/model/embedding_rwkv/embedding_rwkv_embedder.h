@@ -1,8 +1,8 @@
-// EmbeddingRWKV sentence embeddings (DESIGN.md §9) through the common Embedder interface: each
-// text (with its instruction, when one is set) is tokenized, laid out with EOS 65535 as the
-// chosen mode says, run through the RWKV-7 backbone by RwkvEmbedder's packed batches (no
-// padding: a text's vector never depends on the texts batched with it), the ln_out outputs at the
-// EOS positions are averaged, and the task head turns that mean into the embedding.
+// EmbeddingRWKV sentence embeddings (docs/design.md#embeddingrwkv) through the common Embedder
+// interface: each text (with its instruction, when one is set) is tokenized, laid out with EOS
+// 65535 as the chosen mode says, run through the RWKV-7 backbone by RwkvEmbedder's packed batches
+// (no padding: a text's vector never depends on the texts batched with it), the ln_out outputs at
+// the EOS positions are averaged, and the task head turns that mean into the embedding.
 #pragma once
 
 #include <cstdint>

@@ -127,7 +127,8 @@ class BlockRunner final : public BlockStack {
     ChannelMix(blocks_[i], ov, x, states);
   }
 
-  // Time mix (eq. of DESIGN.md §7): x += W_o (GroupNorm(wkv(r, k, v, d, u)) * silu(g)).
+  // Time mix (eq. of docs/design.md#rwkv-6-block): x += W_o (GroupNorm(wkv(r, k, v, d, u)) *
+  // silu(g)).
   void TimeMix(const Rwkv6BlockWeights& b, const BlockOverride& ov, Matrix& x,
                std::vector<BlockState*>& states) {
     const int64_t C = c_.hidden_size, H = c_.num_heads(), S = c_.head_size;

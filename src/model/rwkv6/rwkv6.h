@@ -1,5 +1,5 @@
-// The RWKV-6 ("Finch") forward pass over packed batches of sequences, with taps (DESIGN.md §7;
-// the interface and its guarantees are in model/sequence_model.h).
+// The RWKV-6 ("Finch") forward pass over packed batches of sequences, with taps
+// (docs/design.md#rwkv-6-block; the interface and its guarantees are in model/sequence_model.h).
 #pragma once
 
 #include <cstdint>

@@ -68,7 +68,7 @@ class Block final : public BlockStack {
     return ws_.xm;
   }
 
-  // Time mix (DESIGN.md §8). `first`: block 0, which sets v_first.
+  // Time mix (docs/design.md#rwkv-7-block). `first`: block 0, which sets v_first.
   void TimeMix(const Rwkv7BlockWeights& b, bool first, const BlockOverride& ov, Matrix& x,
                std::vector<BlockState*>& states) {
     const int64_t N = x.rows(), C = c_.hidden_size, H = c_.num_heads, S = c_.head_size;

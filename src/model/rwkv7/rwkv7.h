@@ -1,5 +1,5 @@
 // The RWKV-7 ("Goose", x070) forward pass over packed batches of sequences, with taps
-// (DESIGN.md §8; the interface and its guarantees are in model/sequence_model.h).
+// (docs/design.md#rwkv-7-block; the interface and its guarantees are in model/sequence_model.h).
 //
 // State taps: BlockState::time_shift = ln1 output of the last token (att_x), wkv = the per-head
 // [N, N] matrices indexed value x key, channel_shift = ln2 output of the last token (ffn_x).

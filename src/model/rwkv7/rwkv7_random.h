@@ -22,7 +22,8 @@ struct Rwkv7Preset {
 };
 
 // goose-tiny (the shape of shared/models/tiny-rwkv7-bf16), goose-0.1b, goose-0.4b, goose-1.5b,
-// goose-2.9b: the released shapes and LoRA ranks (README lists the sources that confirm them).
+// goose-2.9b: the released shapes and LoRA ranks
+// (docs/checkpoints.md#random-weight-checkpoints-init-model lists the sources that confirm them).
 const std::vector<Rwkv7Preset>& Rwkv7Presets();
 // nullptr when `name` is not an RWKV-7 preset.
 const Rwkv7Preset* FindRwkv7Preset(std::string_view name);

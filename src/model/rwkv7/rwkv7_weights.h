@@ -1,5 +1,5 @@
 // RWKV-7 ("Goose", x070) weight schema: the only place that knows RWKV-7 tensor names. Both
-// namings are normalised here, once, at load time (DESIGN.md §8 has the table):
+// namings are normalised here, once, at load time (docs/design.md#rwkv-7-block has the table):
 //   authors' RWKV-LM names  `emb.weight`, `blocks.N.ln0`, `blocks.N.att.w1 [C, D]` ... (optionally
 //                           under a `rwkv.` prefix, as in EmbeddingRWKV checkpoints);
 //   fla / Hugging Face      `model.embeddings.weight`, `model.layers.N.pre_norm`,
